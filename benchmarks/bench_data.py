@@ -1,0 +1,82 @@
+"""Data-layer throughput on the synthetic ScanNet-format set (default: 40 scenes).
+
+Prints preprocessing throughput (vertices/s, 1 and 2 workers) and its ratio to merely reading the
+same PLY files with plyfile (target < 2x), and evaluation throughput and its ratio to merely
+parsing the same benchmark .txt files (target < 1.5x). Each timing is the best of --repeat runs.
+
+    python benchmarks/bench_data.py [--scenes 40] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from plyfile import PlyData
+
+from lgseg.evaluation.benchmark import evaluate_dirs, read_benchmark_file, write_benchmark_file
+from lgseg.evaluation.ground_truth import export_ground_truth
+from lgseg.scannet.constants import VALID_CLASS_IDS
+from lgseg.scannet.preprocess import preprocess
+from lgseg.scannet.synth import generate
+
+
+def best_of(repeat: int, fn) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def read_plys(paths: list[Path]) -> None:
+    for p in paths:
+        v = PlyData.read(str(p))["vertex"].data
+        np.stack([v["x"], v["y"], v["z"]], 1), np.stack([v["red"], v["green"], v["blue"]], 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenes", type=int, default=40)
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t = time.perf_counter()
+        generate(tmp / "raw", num_scenes=a.scenes, seed=0, workers=2, progress=False)
+        print(f"synthetic set: {a.scenes} scenes generated in {time.perf_counter() - t:.1f} s (2 workers)")
+        plys = sorted((tmp / "raw").glob("scans*/*/*_vh_clean_2.ply"))
+        verts = sum(PlyData.read(str(p))["vertex"].count for p in plys)
+        print(f"{len(plys)} meshes, {verts:,} vertices")
+
+        t_ply = best_of(a.repeat, lambda: read_plys(plys))
+        print(f"\nplyfile read only        {verts / t_ply:12,.0f} vertices/s   ({t_ply:.2f} s)")
+        for w in (1, 2):
+            t_pre = best_of(a.repeat, lambda: preprocess(tmp / "raw", tmp / f"p{w}", workers=w, progress=False))
+            print(f"preprocess, {w} worker(s)  {verts / t_pre:12,.0f} vertices/s   ({t_pre:.2f} s)  "
+                  f"ratio to plyfile read: {t_pre / t_ply:.2f}x (target < 2x)")
+
+        gt = tmp / "gt"
+        export_ground_truth(tmp / "raw", gt, split="val", progress=False)
+        rng = np.random.default_rng(0)
+        txts = sorted(gt.glob("*.txt"))
+        for p in txts:  # a random prediction per vertex, as a method would submit
+            n = len(read_benchmark_file(p))
+            write_benchmark_file(tmp / "pred" / p.name, rng.choice(VALID_CLASS_IDS, n))
+        points = sum(len(read_benchmark_file(p)) for p in txts)
+        files = txts + sorted((tmp / "pred").glob("*.txt"))
+        # the baseline is our own (fast, vectorised) parser: evaluation should cost little more
+        t_parse = best_of(a.repeat, lambda: [read_benchmark_file(p) for p in files])
+        t_eval = best_of(a.repeat, lambda: evaluate_dirs(tmp / "pred", gt, progress=False))
+        print(f"\nparse benchmark .txt only {points / t_parse:12,.0f} vertices/s   ({t_parse:.3f} s, "
+              f"{len(files)} files)")
+        print(f"evaluate (pred vs gt)     {points / t_eval:12,.0f} vertices/s   ({t_eval:.3f} s)  "
+              f"ratio to parsing: {t_eval / t_parse:.2f}x (target < 1.5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""``lgseg <command>``: the package's entry points for use outside DVC."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from lgseg.errors import LgsegError
+
+
+def _synth(a: argparse.Namespace) -> None:
+    from lgseg.scannet.synth import generate
+
+    summary = generate(a.out, num_scenes=a.scenes, seed=a.seed, workers=a.workers)
+    print(f"wrote {a.scenes} synthetic ScanNet-format scenes to {a.out}: {summary['scenes']}")
+
+
+def _preprocess(a: argparse.Namespace) -> None:
+    from lgseg.scannet.preprocess import preprocess
+
+    report = preprocess(a.raw, a.out, workers=a.workers, keep_going=a.keep_going)
+    print(f"preprocessed {len(report.done)} scene(s) into {a.out}")
+
+
+def _export_gt(a: argparse.Namespace) -> None:
+    from lgseg.evaluation.ground_truth import export_ground_truth
+
+    n = export_ground_truth(a.raw, a.out, split=a.split)
+    print(f"wrote ground truth of {n} {a.split} scene(s) to {a.out}")
+
+
+def _evaluate(a: argparse.Namespace) -> None:
+    from lgseg.evaluation.benchmark import evaluate_dirs
+    from lgseg.evaluation.metrics import summarize, write_metrics
+
+    conf, scenes = evaluate_dirs(a.pred, a.gt)
+    write_metrics(conf, a.out, a.per_class, scenes=scenes)
+    s = summarize(conf, scenes=scenes)
+    fmt = lambda v: "  n/a" if v is None else f"{v:5.1f}"  # noqa: E731
+    print(f"{'':8}{'mIoU':>6}{'prec':>6}{'rec':>6}   ({scenes} scenes, {s['points']} points)")
+    for split in ("head", "common", "tail", "all"):
+        r = s[split]
+        print(f"{split:8}{fmt(r['miou']):>6}{fmt(r['precision']):>6}{fmt(r['recall']):>6}")
+    print(f"mIoU over all 200 classes, absent = 0 (reference code's convention): {fmt(s['all']['miou_200'])}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lgseg", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="generate synthetic scenes in ScanNet v2's raw layout")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--scenes", type=int, default=40)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=1)
+    s.set_defaults(func=_synth)
+
+    s = sub.add_parser("preprocess", help="raw ScanNet (scans/ + labels tsv) -> per-scene arrays")
+    s.add_argument("--raw", type=Path, required=True, help="folder holding scans/ and the labels tsv")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--keep-going", action="store_true", help="finish the other scenes when one fails")
+    s.set_defaults(func=_preprocess)
+
+    s = sub.add_parser("export-gt", help="ground truth as official ScanNet200 benchmark files")
+    s.add_argument("--raw", type=Path, required=True)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--split", default="val", choices=["train", "val"])
+    s.set_defaults(func=_export_gt)
+
+    s = sub.add_parser("evaluate", help="score benchmark-format predictions against ground truth")
+    s.add_argument("--pred", type=Path, required=True, help="folder of <scene>.txt predictions")
+    s.add_argument("--gt", type=Path, required=True, help="folder of <scene>.txt ground truth")
+    s.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
+    s.add_argument("--per-class", type=Path, help="per-class CSV to write")
+    s.set_defaults(func=_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except LgsegError as e:
+        print(f"lgseg {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""ScanNet200 label semantics: raw category (aggregation ``label``) -> tsv ``id`` -> class index.
+
+Benchmark rule: the first tsv row whose ``raw_category`` equals the label gives the raw ScanNet
+``id`` (not ``nyu40id``); ids outside the 200 valid ones, labels absent from the tsv and vertices
+in no group are ignored (-1). Later groups overwrite earlier ones on shared segments.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from lgseg.errors import InputError
+from lgseg.scannet.constants import raw_to_index
+from lgseg.scannet.raw import RawScene
+
+REQUIRED_COLUMNS = ("id", "raw_category")
+
+
+class LabelTable:
+    """raw_category -> raw ScanNet id, read from ``scannetv2-labels.combined.tsv``."""
+
+    def __init__(self, raw_to_id: dict[str, int]):
+        self.raw_to_id = raw_to_id
+
+    @classmethod
+    def read(cls, path: str | Path) -> "LabelTable":
+        path = Path(path)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except OSError as e:
+            raise InputError(path, f"cannot read the label table ({e.strerror})",
+                             "ScanNet ships scannetv2-labels.combined.tsv next to scans/") from None
+        # The ScanNet200-era file ends lines with \r\r\n: drop every \r before parsing.
+        rows = list(csv.reader(io.StringIO(text.replace("\r", "")), delimiter="\t"))
+        if not rows:
+            raise InputError(path, "empty label table", "use the official scannetv2-labels.combined.tsv")
+        header = [h.strip() for h in rows[0]]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise InputError(path, f"missing column(s) {missing}; found {header[:6]}...",
+                             "use the official scannetv2-labels.combined.tsv (tab-separated, header row)")
+        i_id, i_raw = header.index("id"), header.index("raw_category")
+        table: dict[str, int] = {}
+        for n, row in enumerate(rows[1:], start=2):
+            if not any(cell.strip() for cell in row):
+                continue
+            try:
+                raw, cid = row[i_raw].strip(), int(row[i_id].strip())
+            except (IndexError, ValueError):
+                raise InputError(path, f"line {n}: no integer 'id' / 'raw_category' ({row[:3]})",
+                                 "use the official scannetv2-labels.combined.tsv") from None
+            table.setdefault(raw, cid)  # the first row wins
+        return cls(table)
+
+    def raw_id(self, label: str) -> int:
+        """Raw ScanNet id of an aggregation label, 0 when the tsv does not list it."""
+        return self.raw_to_id.get(label.strip(), 0)
+
+
+def vertex_labels(scene: RawScene, table: LabelTable) -> tuple[np.ndarray, np.ndarray]:
+    """Per-vertex raw ScanNet id (0 = none) and instance id (segGroup id, -1 = none)."""
+    if scene.seg_indices is None or scene.seg_groups is None:
+        raise ValueError(f"scene {scene.scene_id} was read without annotations")
+    segments, inverse = np.unique(scene.seg_indices, return_inverse=True)
+    seg_raw = np.zeros(len(segments), dtype=np.int32)
+    seg_inst = np.full(len(segments), -1, dtype=np.int32)
+    for g in scene.seg_groups:  # in file order, so later groups overwrite earlier ones
+        pos = np.searchsorted(segments, g.segments)
+        seg_raw[pos] = table.raw_id(g.label)
+        seg_inst[pos] = g.id
+    return seg_raw[inverse], seg_inst[inverse]
+
+
+def vertex_segment200(scene: RawScene, table: LabelTable) -> tuple[np.ndarray, np.ndarray]:
+    """Per-vertex class index 0..199 (-1 ignore, int16) and instance id (int32)."""
+    raw, inst = vertex_labels(scene, table)
+    return raw_to_index(raw), inst

@@ -1,0 +1,53 @@
+"""Use a user's ScanNet v2 download in place: check it is complete, then link what we read."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lgseg.errors import InputError
+from lgseg.fileio import atomic_dir
+from lgseg.scannet.constants import official_scene_list
+from lgseg.scannet.raw import LABELS_TSV, SCAN_DIRS, scene_file
+from lgseg.scannet.splits import SPLIT_NAMES, split_list_path
+
+ANNOTATED_FILES = ("mesh", "segs", "aggregation", "meta")
+TEST_FILES = ("mesh", "meta")
+
+
+def expected_files(root: Path) -> dict[str, list[Path]]:
+    """Every file the pipeline reads, per split, for the official scene lists."""
+    out = {}
+    for split in SPLIT_NAMES:
+        sub, kinds = (SCAN_DIRS[1], TEST_FILES) if split == "test" else (SCAN_DIRS[0], ANNOTATED_FILES)
+        out[split] = [scene_file(root / sub / s, k) for s in official_scene_list(split) for k in kinds]
+    return out
+
+
+def link_scannet(root: str | Path, out: str | Path) -> int:
+    """Symlink the needed files of every official scene from ``root`` into ``out``; returns #files.
+
+    Raises InputError listing what is missing, before anything is written.
+    """
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise InputError(root, "ScanNet root does not exist",
+                         "set data.scannet_root in params.yaml to the folder that holds scans/")
+    files = expected_files(root)
+    wanted = [root / LABELS_TSV] + [f for fs in files.values() for f in fs]
+    missing = [f for f in wanted if not f.is_file()]
+    if missing:
+        shown = "\n".join(f"  {f}" for f in missing[:20])
+        more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
+        raise InputError(root, f"{len(missing)} of {len(wanted)} required files are missing",
+                         "Download them with ScanNet's download script (file types _vh_clean_2.ply, "
+                         "_vh_clean_2.0.010000.segs.json, .aggregation.json, .txt, and the label tsv). "
+                         f"Missing:\n{shown}{more}")
+    with atomic_dir(out) as tmp:
+        for f in wanted:
+            link = tmp / f.relative_to(root)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(f, link)
+        for split in SPLIT_NAMES:
+            split_list_path(tmp, split).write_text("\n".join(official_scene_list(split)) + "\n")
+    return len(wanted)

@@ -1,0 +1,133 @@
+"""Raw ScanNet scenes -> per-scene arrays in the Pointcept layout, plus train statistics.
+
+``<out>/<split>/<scene>/``: ``coord.npy`` (float32 N×3, axis-aligned), ``color.npy`` (uint8 N×3),
+and for annotated scenes ``segment200.npy`` (int16, 0..199 or -1) and ``instance.npy`` (int32, -1
+none); one row per mesh vertex in mesh order. ``<out>/stats.json``: per-class train point and
+instance counts. Each scene directory appears atomically, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from lgseg.errors import InputError, LgsegError
+from lgseg.fileio import atomic_dir, write_json
+from lgseg.scannet.constants import CLASS_NAMES, NUM_CLASSES, VALID_CLASS_IDS
+from lgseg.scannet.labels import LabelTable, vertex_segment200
+from lgseg.scannet.raw import LABELS_TSV, read_scene
+from lgseg.scannet.splits import scene_splits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SceneResult:
+    scene: str
+    split: str
+    vertices: int = 0
+    class_points: np.ndarray | None = None  # (200,) labelled vertices per class
+    class_instances: np.ndarray | None = None  # (200,) instances per class
+    error: str | None = None
+
+
+@dataclass
+class PreprocessReport:
+    done: list[SceneResult] = field(default_factory=list)
+    failed: list[SceneResult] = field(default_factory=list)
+
+
+def process_scene(raw_dir: Path, out_dir: Path, scene: str, split: str, table: LabelTable | None) -> SceneResult:
+    """Read, label and write one scene; test scenes (no annotations) get geometry only."""
+    annotated = split != "test"
+    raw = read_scene(raw_dir, scene, annotations=annotated)
+    result = SceneResult(scene, split, raw.num_vertices)
+    with atomic_dir(out_dir / split / scene) as tmp:
+        np.save(tmp / "coord.npy", raw.coord)
+        np.save(tmp / "color.npy", raw.color)
+        if annotated:
+            segment, instance = vertex_segment200(raw, table)
+            np.save(tmp / "segment200.npy", segment)
+            np.save(tmp / "instance.npy", instance)
+            result.class_points, result.class_instances = _class_counts(segment, instance)
+    return result
+
+
+def _class_counts(segment: np.ndarray, instance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labelled = segment >= 0
+    points = np.bincount(segment[labelled], minlength=NUM_CLASSES)
+    # an instance counts once for each class its labelled vertices carry (normally exactly one)
+    pairs = np.unique(np.stack([instance[labelled], segment[labelled]], 1), axis=0)
+    pairs = pairs[pairs[:, 0] >= 0]
+    instances = np.bincount(pairs[:, 1], minlength=NUM_CLASSES) if len(pairs) else np.zeros(NUM_CLASSES, int)
+    return points.astype(np.int64), instances.astype(np.int64)
+
+
+def _worker(args) -> SceneResult:
+    raw_dir, out_dir, scene, split, table = args
+    try:
+        return process_scene(raw_dir, out_dir, scene, split, table)
+    except LgsegError as e:
+        return SceneResult(scene, split, error=str(e))
+
+
+def preprocess(raw_dir: str | Path, out_dir: str | Path, workers: int = 1, keep_going: bool = False,
+               splits: tuple[str, ...] = ("train", "val", "test"), progress: bool = True) -> PreprocessReport:
+    """Preprocess every scene of the split lists. Raises LgsegError naming each failed scene."""
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    table = LabelTable.read(raw_dir / LABELS_TSV)
+    lists = scene_splits(raw_dir)
+    jobs = [(raw_dir, out_dir, s, split, table) for split in splits for s in lists[split]]
+    if not jobs:
+        raise InputError(raw_dir, "no scenes listed in the split files", "check scannetv2_*.txt")
+    report = PreprocessReport()
+    bar = tqdm(total=len(jobs), desc="preprocess", unit="scene", disable=not progress)
+    with mp.get_context("fork").Pool(workers) if workers > 1 else _Inline() as pool:
+        for res in pool.imap_unordered(_worker, jobs):
+            bar.update()
+            (report.failed if res.error else report.done).append(res)
+            if res.error and not keep_going:
+                bar.close()
+                raise LgsegError(f"preprocessing failed: {res.error}\n(--keep-going processes the other "
+                                 "scenes and lists every failure)")
+    bar.close()
+    write_json(out_dir / "stats.json", _stats(report))
+    if report.failed:
+        lines = "\n".join(f"  {r.error}" for r in sorted(report.failed, key=lambda r: r.scene))
+        raise LgsegError(f"{len(report.failed)} of {len(jobs)} scene(s) failed; the others were "
+                         f"written to {out_dir}:\n{lines}")
+    return report
+
+
+def _stats(report: PreprocessReport) -> dict:
+    train = [r for r in report.done if r.split == "train"]
+    points = sum((r.class_points for r in train), np.zeros(NUM_CLASSES, np.int64))
+    instances = sum((r.class_instances for r in train), np.zeros(NUM_CLASSES, np.int64))
+    split_scenes = {s: sum(r.split == s for r in report.done) for s in ("train", "val", "test")}
+    split_vertices = {s: int(sum(r.vertices for r in report.done if r.split == s)) for s in split_scenes}
+    return {
+        "scenes": split_scenes,
+        "vertices": split_vertices,
+        "class_ids": list(VALID_CLASS_IDS),
+        "class_names": list(CLASS_NAMES),
+        "train_points": points.tolist(),
+        "train_instances": instances.tolist(),
+    }
+
+
+class _Inline:
+    """Pool stand-in for workers=1: same interface, no subprocesses."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def imap_unordered(self, fn, jobs):
+        return map(fn, jobs)

@@ -1,0 +1,175 @@
+"""Reader for ScanNet v2 scans in their released layout.
+
+A scene folder ``scans/<scene>/`` (``scans_test/`` for the test split) holds
+``<scene>_vh_clean_2.ply`` (mesh: xyz, rgb, faces), ``<scene>_vh_clean_2.0.010000.segs.json``
+(segment id per vertex), ``<scene>.aggregation.json`` (objects as groups of segments with a raw
+category; absent for test scenes) and ``<scene>.txt`` (``key = value`` metadata with the
+``axisAlignment`` 4x4 matrix). Every problem is an InputError naming the scene and file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from plyfile import PlyData, PlyParseError
+
+from lgseg.errors import InputError
+
+SCAN_DIRS = ("scans", "scans_test")
+LABELS_TSV = "scannetv2-labels.combined.tsv"
+
+
+@dataclass
+class SegGroup:
+    id: int
+    label: str
+    segments: np.ndarray  # segment ids (int64)
+
+
+@dataclass
+class RawScene:
+    scene_id: str
+    coord: np.ndarray  # (N, 3) float32, axis-aligned when the meta file has axisAlignment
+    color: np.ndarray  # (N, 3) uint8
+    faces: np.ndarray  # (F, 3) int32
+    seg_indices: np.ndarray | None  # (N,) int64 segment id per vertex
+    seg_groups: list[SegGroup] | None  # None for unannotated (test) scenes
+    axis_alignment: np.ndarray | None  # (4, 4) float64
+    meta: dict[str, str]
+
+    @property
+    def num_vertices(self) -> int:
+        return len(self.coord)
+
+
+def find_scene_dir(raw_dir: str | Path, scene: str) -> Path:
+    raw_dir = Path(raw_dir)
+    for sub in SCAN_DIRS:
+        if (raw_dir / sub / scene).is_dir():
+            return raw_dir / sub / scene
+    raise InputError(raw_dir / SCAN_DIRS[0] / scene, "scene folder not found",
+                     f"expected it under {raw_dir}/scans/ or {raw_dir}/scans_test/", scene=scene)
+
+
+def scene_file(scene_dir: Path, kind: str) -> Path:
+    """Path of one of a scene's files: kind in {"mesh", "segs", "aggregation", "meta"}."""
+    s = scene_dir.name
+    name = {"mesh": f"{s}_vh_clean_2.ply", "segs": f"{s}_vh_clean_2.0.010000.segs.json",
+            "aggregation": f"{s}.aggregation.json", "meta": f"{s}.txt"}[kind]
+    return scene_dir / name
+
+
+def read_meta(path: Path, scene: str | None = None) -> tuple[dict[str, str], np.ndarray | None]:
+    """Parse ``key = value`` lines; return them and the axisAlignment matrix (or None)."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise InputError(path, f"cannot read scene metadata ({e.strerror})",
+                         "every ScanNet scene folder has a <scene>.txt", scene=scene) from None
+    meta = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            meta[key.strip()] = value.strip()
+    if "axisAlignment" not in meta:
+        return meta, None
+    try:
+        values = [float(v) for v in meta["axisAlignment"].split()]
+    except ValueError:
+        values = []
+    if len(values) != 16:
+        raise InputError(path, "axisAlignment must hold 16 numbers (a 4x4 row-major matrix)",
+                         "fix or remove the axisAlignment line", scene=scene)
+    return meta, np.array(values, dtype=np.float64).reshape(4, 4)
+
+
+def read_mesh(path: Path, scene: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices (N,3 float32), colours (N,3 uint8) and triangles (F,3 int32) of a ScanNet PLY."""
+    if not path.is_file():
+        raise InputError(path, "mesh file is missing", "re-download the scene's _vh_clean_2.ply",
+                         scene=scene)
+    try:
+        ply = PlyData.read(str(path))
+        v = ply["vertex"].data
+        coord = np.stack([v["x"], v["y"], v["z"]], axis=1).astype(np.float32)
+        color = np.stack([v["red"], v["green"], v["blue"]], axis=1).astype(np.uint8)
+        faces = _faces(ply)
+    except (PlyParseError, ValueError, KeyError, IndexError, EOFError, OSError, TypeError) as e:
+        raise InputError(path, f"truncated or corrupt PLY ({type(e).__name__}: {e})",
+                         "re-download or regenerate this file", scene=scene) from None
+    if len(coord) == 0:
+        raise InputError(path, "mesh has no vertices", "re-download this file", scene=scene)
+    return coord, color, faces
+
+
+def _faces(ply: PlyData) -> np.ndarray:
+    if "face" not in [e.name for e in ply.elements]:
+        return np.zeros((0, 3), dtype=np.int32)
+    lists = ply["face"].data["vertex_indices"]
+    if len(lists) == 0:
+        return np.zeros((0, 3), dtype=np.int32)
+    return np.vstack(lists).astype(np.int32)
+
+
+def _read_json(path: Path, scene: str | None, what: str) -> dict:
+    if not path.is_file():
+        raise InputError(path, f"{what} file is missing", "re-download the scene", scene=scene)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(path, f"invalid JSON ({e})", "re-download this file", scene=scene) from None
+
+
+def read_segments(path: Path, num_vertices: int, scene: str | None = None) -> np.ndarray:
+    data = _read_json(path, scene, "segmentation")
+    if "segIndices" not in data:
+        raise InputError(path, "no 'segIndices' key", "re-download this file", scene=scene)
+    seg = np.asarray(data["segIndices"], dtype=np.int64)
+    if seg.ndim != 1 or len(seg) != num_vertices:
+        raise InputError(path, f"segIndices has {seg.size} entries but the mesh has {num_vertices} "
+                         "vertices", "the segs file and the _vh_clean_2.ply must come from the same "
+                         "scan; re-download both", scene=scene)
+    return seg
+
+
+def read_aggregation(path: Path, known_segments: np.ndarray, scene: str | None = None) -> list[SegGroup]:
+    """Object groups; every listed segment must exist in the scene's segmentation."""
+    data = _read_json(path, scene, "aggregation")
+    groups = data.get("segGroups")
+    if not isinstance(groups, list):
+        raise InputError(path, "no 'segGroups' list", "re-download this file", scene=scene)
+    out = []
+    for g in groups:
+        try:
+            group = SegGroup(int(g["id"]), str(g["label"]), np.asarray(g["segments"], dtype=np.int64))
+        except (KeyError, TypeError, ValueError):
+            raise InputError(path, f"malformed segGroup {g!r:.80}", "each group needs id, label and "
+                             "segments; re-download this file", scene=scene) from None
+        unknown = np.setdiff1d(group.segments, known_segments)
+        if len(unknown):
+            raise InputError(path, f"segGroup {group.id} ({group.label!r}) names {len(unknown)} "
+                             f"segment(s) absent from the segs file, e.g. {unknown[:3].tolist()}",
+                             "the aggregation and segs files must come from the same scan", scene=scene)
+        out.append(group)
+    return out
+
+
+def read_scene(raw_dir: str | Path, scene: str, annotations: bool = True) -> RawScene:
+    """Read one scene; with ``annotations`` the segs and aggregation files are required."""
+    scene_dir = find_scene_dir(raw_dir, scene)
+    meta, align = read_meta(scene_file(scene_dir, "meta"), scene)
+    coord, color, faces = read_mesh(scene_file(scene_dir, "mesh"), scene)
+    if len(faces) and (faces.min() < 0 or faces.max() >= len(coord)):
+        raise InputError(scene_file(scene_dir, "mesh"), "faces index vertices that do not exist",
+                         "re-download this file", scene=scene)
+    if align is not None:
+        coord = (coord.astype(np.float64) @ align[:3, :3].T + align[:3, 3]).astype(np.float32)
+    seg, groups = None, None
+    if annotations:
+        seg = read_segments(scene_file(scene_dir, "segs"), len(coord), scene)
+        groups = read_aggregation(scene_file(scene_dir, "aggregation"), np.unique(seg), scene)
+    return RawScene(scene, coord, color, faces, seg, groups, align, meta)

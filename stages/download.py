@@ -1,0 +1,28 @@
+"""download: data/raw in ScanNet v2's layout, synthetic (demo) or linked from a ScanNet copy."""
+
+from common import load_params, run
+
+from lgseg.errors import LgsegError
+from lgseg.scannet.link import link_scannet
+from lgseg.scannet.synth import generate
+
+OUT = "data/raw"
+
+
+def main() -> None:
+    data = load_params()["data"]
+    if data["source"] == "synthetic":
+        syn = data["synthetic"]
+        generate(OUT, num_scenes=syn["scenes"], seed=syn["seed"], workers=data["workers"])
+    elif data["source"] == "scannet":
+        if not data.get("scannet_root"):
+            raise LgsegError("data.source is 'scannet' but data.scannet_root is empty: set it in "
+                             "params.yaml to the folder holding scans/ (or -S data.scannet_root=...)")
+        n = link_scannet(data["scannet_root"], OUT)
+        print(f"linked {n} files of ScanNet v2 from {data['scannet_root']} into {OUT}")
+    else:
+        raise LgsegError(f"params.yaml: data.source must be 'synthetic' or 'scannet', not {data['source']!r}")
+
+
+if __name__ == "__main__":
+    run(main)

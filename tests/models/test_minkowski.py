@@ -1,0 +1,26 @@
+import numpy as np
+import torch
+
+from lgseg.models.minkowski import import_minkowski
+
+
+def test_minkowski_conv_matches_dense_conv3d():
+    """A real MinkowskiEngine convolution (CPU build, Python 3.11) equals torch's dense conv3d."""
+    ME = import_minkowski()
+    torch.manual_seed(0)
+    coords = torch.tensor([[0, 1, 1, 1], [0, 1, 2, 1], [0, 2, 2, 2], [0, 3, 1, 2]], dtype=torch.int32)
+    feats = torch.randn(4, 2, requires_grad=True)
+    conv = ME.MinkowskiConvolution(2, 3, kernel_size=3, dimension=3, bias=False)
+    out = conv(ME.SparseTensor(feats, coordinates=coords))
+    out.F.sum().backward()
+    assert feats.grad is not None and torch.isfinite(feats.grad).all()
+
+    dense = torch.zeros(1, 2, 5, 5, 5)
+    for (_, x, y, z), f in zip(coords.tolist(), feats.detach()):
+        dense[0, :, x, y, z] = f
+    # ME kernel (k^3, Cin, Cout), offsets enumerated with the first axis fastest
+    k = conv.kernel.detach().reshape(3, 3, 3, 2, 3).permute(4, 3, 2, 1, 0)
+    ref = torch.nn.functional.conv3d(dense, k, padding=1)
+    got = out.features_at_coordinates(coords[:, :].float()).detach()
+    expected = torch.stack([ref[0, :, x, y, z] for _, x, y, z in coords.tolist()])
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-5)
