@@ -65,7 +65,8 @@ def vertex_labels(scene: RawScene, table: LabelTable) -> tuple[np.ndarray, np.nd
     """Per-vertex raw ScanNet id (0 = none) and instance id (segGroup id, -1 = none)."""
     if scene.seg_indices is None or scene.seg_groups is None:
         raise ValueError(f"scene {scene.scene_id} was read without annotations")
-    segments, inverse = np.unique(scene.seg_indices, return_inverse=True)
+    segments = scene.segment_ids if scene.segment_ids is not None else np.unique(scene.seg_indices)
+    inverse = np.searchsorted(segments, scene.seg_indices)
     seg_raw = np.zeros(len(segments), dtype=np.int32)
     seg_inst = np.full(len(segments), -1, dtype=np.int32)
     for g in scene.seg_groups:  # in file order, so later groups overwrite earlier ones

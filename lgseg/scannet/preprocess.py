@@ -62,16 +62,24 @@ def _class_counts(segment: np.ndarray, instance: np.ndarray) -> tuple[np.ndarray
     labelled = segment >= 0
     points = np.bincount(segment[labelled], minlength=NUM_CLASSES)
     # an instance counts once for each class its labelled vertices carry (normally exactly one)
-    pairs = np.unique(np.stack([instance[labelled], segment[labelled]], 1), axis=0)
-    pairs = pairs[pairs[:, 0] >= 0]
-    instances = np.bincount(pairs[:, 1], minlength=NUM_CLASSES) if len(pairs) else np.zeros(NUM_CLASSES, int)
+    both = labelled & (instance >= 0)
+    pairs = np.unique(instance[both].astype(np.int64) * NUM_CLASSES + segment[both])
+    instances = np.bincount(pairs % NUM_CLASSES, minlength=NUM_CLASSES)
     return points.astype(np.int64), instances.astype(np.int64)
 
 
+_TABLE: LabelTable | None = None  # set once per worker process, not pickled with every job
+
+
+def _init_worker(table: LabelTable) -> None:
+    global _TABLE
+    _TABLE = table
+
+
 def _worker(args) -> SceneResult:
-    raw_dir, out_dir, scene, split, table = args
+    raw_dir, out_dir, scene, split = args
     try:
-        return process_scene(raw_dir, out_dir, scene, split, table)
+        return process_scene(raw_dir, out_dir, scene, split, _TABLE)
     except LgsegError as e:
         return SceneResult(scene, split, error=str(e))
 
@@ -82,12 +90,14 @@ def preprocess(raw_dir: str | Path, out_dir: str | Path, workers: int = 1, keep_
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     table = LabelTable.read(raw_dir / LABELS_TSV)
     lists = scene_splits(raw_dir)
-    jobs = [(raw_dir, out_dir, s, split, table) for split in splits for s in lists[split]]
+    jobs = [(raw_dir, out_dir, s, split) for split in splits for s in lists[split]]
     if not jobs:
         raise InputError(raw_dir, "no scenes listed in the split files", "check scannetv2_*.txt")
     report = PreprocessReport()
     bar = tqdm(total=len(jobs), desc="preprocess", unit="scene", disable=not progress)
-    with mp.get_context("fork").Pool(workers) if workers > 1 else _Inline() as pool:
+    _init_worker(table)
+    pool = mp.get_context("fork").Pool(workers, _init_worker, (table,)) if workers > 1 else _Inline()
+    with pool:
         for res in pool.imap_unordered(_worker, jobs):
             bar.update()
             (report.failed if res.error else report.done).append(res)

@@ -77,3 +77,17 @@ def test_bad_axis_alignment(tiny_raw):
     p.write_text("axisAlignment = 1 0 0\n")
     with pytest.raises(InputError, match="axisAlignment must hold 16 numbers"):
         read_scene(tiny_raw, "scene0001_00")
+
+
+def test_non_triangle_faces_are_rejected(tmp_path):
+    from plyfile import PlyData, PlyElement
+
+    d = tmp_path / "scans" / "scene0000_00"
+    d.mkdir(parents=True)
+    v = np.zeros(4, dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    f = np.empty(1, dtype=[("vertex_indices", "O")])
+    f["vertex_indices"][0] = np.array([0, 1, 2, 3], dtype=np.int32)  # a quad
+    PlyData([PlyElement.describe(v, "vertex"), PlyElement.describe(f, "face")]).write(str(d / "scene0000_00_vh_clean_2.ply"))
+    (d / "scene0000_00.txt").write_text("sceneType = Office\n")
+    with pytest.raises(InputError, match="faces that are not triangles"):
+        read_scene(tmp_path, "scene0000_00", annotations=False)
