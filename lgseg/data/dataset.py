@@ -1,0 +1,144 @@
+"""Voxelized ScanNet200 scenes from ``data/processed/<split>/<scene>/`` (design.md, preprocess).
+
+Per scene the folder holds coord.npy (float32 N x 3, metres), color.npy (uint8 N x 3),
+segment200.npy (int16 0..199, -1 ignore; absent for test scenes) and instance.npy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from lgseg.data.transforms import build_transforms
+from lgseg.data.voxelize import voxelize
+from lgseg.errors import InputError
+from lgseg.scannet.constants import IGNORE_INDEX
+
+_PREPROCESS_FIX = "Run the preprocess stage first (dvc repro preprocess, or lgseg preprocess)"
+
+
+class ScanNetDataset(Dataset):
+    """One item per scene (times ``loop``): voxel coordinates, features and labels.
+
+    An item is a dict with ``coord`` (M, 3) int32 voxel coordinates, ``feat`` (M, 3) float32
+    colour (rgb/255 - 0.5), ``label`` (M,) int64 (-1 ignore), ``scene``, ``num_points`` (N) and,
+    when not training, ``inverse`` (N,) int64 voxel of each mesh vertex (to map predictions back).
+
+    Training applies the augmentations of ``transforms_cfg`` (see ``build_transforms``) in
+    metres, picks a random representative point per voxel and adds a random integer translation
+    in ``[0, random_translation)`` voxels per axis (the reference's ``rand(3) * 100``; 0 = off).
+    The randomness of item ``index`` comes from ``np.random.default_rng([seed, epoch, index])``,
+    so it is the same in any worker process and changes with ``set_epoch``. (With persistent
+    DataLoader workers, ``set_epoch`` does not reach the workers' copies: use non-persistent ones.)
+
+    ``ignore_classes``: class indices whose labels become -1 (e.g. held-out classes).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        voxel_size: float = 0.02,
+        transforms_cfg: Mapping[str, Any] | None = None,
+        train: bool = False,
+        loop: int = 1,
+        scenes: Sequence[str] | None = None,
+        random_translation: int = 100,
+        seed: int = 0,
+        ignore_classes: Sequence[int] | None = None,
+    ) -> None:
+        if voxel_size <= 0:
+            raise ValueError(f"voxel_size must be > 0, not {voxel_size}")
+        if loop < 1:
+            raise ValueError(f"loop must be >= 1, not {loop}")
+        if random_translation < 0:
+            raise ValueError(f"random_translation must be >= 0, not {random_translation}")
+        self.split_dir = Path(root) / split
+        self.split = split
+        self.voxel_size = float(voxel_size)
+        self.train = bool(train)
+        self.loop = int(loop)
+        self.random_translation = int(random_translation)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.transforms = build_transforms(transforms_cfg, train=self.train)
+        self.ignore_classes = (None if ignore_classes is None
+                               else np.asarray(sorted(ignore_classes), dtype=np.int64))
+        self.scenes = self._find_scenes(scenes)
+
+    def _find_scenes(self, wanted: Sequence[str] | None) -> list[str]:
+        found = []
+        if self.split_dir.is_dir():
+            found = sorted(p.name for p in self.split_dir.iterdir() if p.is_dir())
+        if not found:
+            problem = "no such folder" if not self.split_dir.is_dir() else "no scene folders in it"
+            raise InputError(self.split_dir, f"{problem} (split {self.split!r})", _PREPROCESS_FIX)
+        if wanted is None:
+            return found
+        missing = sorted(set(wanted) - set(found))
+        if missing:
+            raise InputError(self.split_dir, f"scenes not found: {', '.join(missing)}", _PREPROCESS_FIX)
+        return list(wanted)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's random stream (call before each epoch's iteration)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.scenes) * self.loop
+
+    def load_scene(self, scene: str) -> dict[str, np.ndarray]:
+        """The scene's arrays as stored: coord (N,3) float32, color (N,3) uint8, label (N,) int64."""
+        folder = self.split_dir / scene
+        arrays = {}
+        for key, name in (("coord", "coord.npy"), ("color", "color.npy")):
+            path = folder / name
+            if not path.is_file():
+                raise InputError(path, "file missing", _PREPROCESS_FIX, scene=scene)
+            arrays[key] = np.load(path, mmap_mode="r")
+        n = len(arrays["coord"])
+        if n == 0:
+            raise InputError(folder / "coord.npy", "scene has no points", _PREPROCESS_FIX, scene=scene)
+        seg_path = folder / "segment200.npy"
+        if seg_path.is_file():
+            label = np.load(seg_path).astype(np.int64)
+        else:  # test scenes have no annotation
+            label = np.full(n, IGNORE_INDEX, dtype=np.int64)
+        arrays["label"] = label
+        for key, arr in arrays.items():
+            want = (n, 3) if key != "label" else (n,)
+            if arr.shape != want:
+                raise InputError(folder, f"{key} has shape {arr.shape}, expected {want} "
+                                 f"(coord has {n} points)", _PREPROCESS_FIX, scene=scene)
+        if self.ignore_classes is not None:
+            label[np.isin(label, self.ignore_classes)] = IGNORE_INDEX
+        return arrays
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        scene = self.scenes[index % len(self.scenes)]
+        data = self.load_scene(scene)
+        num_points = len(data["coord"])
+        rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
+
+        sample = {"coord": np.asarray(data["coord"], dtype=np.float64),
+                  "color": np.asarray(data["color"], dtype=np.float32), "label": data["label"]}
+        sample = self.transforms(sample, rng)
+        vox = voxelize(sample["coord"], self.voxel_size, rng)
+
+        coord = vox.voxel_coord
+        if self.train and self.random_translation > 0:
+            coord = coord + rng.integers(0, self.random_translation, size=3).astype(np.int32)
+        item = {
+            "coord": coord.astype(np.int32, copy=False),
+            "feat": np.ascontiguousarray(sample["color"][vox.index], dtype=np.float32),
+            "label": sample["label"][vox.index].astype(np.int64),
+            "scene": scene,
+            "num_points": num_points,
+        }
+        if not self.train:
+            item["inverse"] = vox.inverse
+        return item
