@@ -15,10 +15,24 @@ def load_params() -> dict:
         return yaml.safe_load(f)
 
 
+def write_final_metrics(path: str, result: dict) -> None:
+    """The last epoch's numbers (and the best validation mIoU) as the stage's DVC metrics file."""
+    from lgseg.fileio import write_json
+
+    history = result["history"]
+    last = {k: v for k, v in history[-1].items() if v == v}  # drop NaN (no validation that epoch)
+    vals = [h["val_miou"] for h in history if h.get("val_miou") == h.get("val_miou") and "val_miou" in h]
+    write_json(path, {**last, "best_val_miou": max(vals) if vals else None,
+                      "epochs": result["epochs"], "steps": result["steps"]})
+
+
 def run(main) -> None:
     """Run a stage's main; user errors print one clear line instead of a traceback."""
+    import logging
+
     from lgseg.errors import LgsegError
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         main()
     except LgsegError as e:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lgseg.errors import LgsegError
-from lgseg.losses.registry import Registry
+from lgseg.registry import Registry
 from lgseg.text.clip_text import build_clip, load_clip_weights, tokenize
 
 TEXT_ENCODERS = Registry("text encoder")

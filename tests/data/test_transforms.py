@@ -212,3 +212,32 @@ def test_registry_and_compose_from_dicts():
     np.testing.assert_allclose(pdist(out["coord"]), 0.5 * pdist(s["coord"]))
     with pytest.raises(ValueError, match="bogus"):
         TRANSFORMS.build({"type": "flip", "bogus": 1})
+
+
+def test_random_crop_keeps_the_nearest_points_in_order():
+    from lgseg.data.transforms import RandomCrop
+
+    rng = np.random.default_rng(0)
+    coord = rng.uniform(0, 10, size=(1000, 3))
+    sample = {"coord": coord, "color": rng.uniform(0, 255, (1000, 3)), "label": np.arange(1000), "scene": "s"}
+    out = RandomCrop(100)(sample, np.random.default_rng(1))
+    assert len(out["coord"]) == len(out["color"]) == len(out["label"]) == 100 and out["scene"] == "s"
+    kept = out["label"]
+    assert (np.diff(kept) > 0).all()  # original order preserved
+    np.testing.assert_array_equal(out["coord"], coord[kept])
+    # every kept point is at least as close (in xy) to the crop centre as every dropped point
+    centre = coord[np.random.default_rng(1).integers(1000), :2]
+    d = np.linalg.norm(coord[:, :2] - centre, axis=1)
+    dropped = np.setdiff1d(np.arange(1000), kept)
+    assert d[kept].max() <= d[dropped].min()
+    small = {"coord": coord[:50], "label": np.arange(50)}
+    assert RandomCrop(100)(small, rng) is small
+
+
+def test_crop_is_off_unless_asked_and_validated():
+    from lgseg.data.transforms import RandomCrop, build_transforms
+
+    assert not any(isinstance(t, RandomCrop) for t in build_transforms({}, train=True).transforms)
+    assert isinstance(build_transforms({"crop_points": 500}, train=True).transforms[0], RandomCrop)
+    with pytest.raises(ValueError, match="crop_points"):
+        build_transforms({"crop_points": -3}, train=True)

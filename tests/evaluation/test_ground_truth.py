@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from lgseg.evaluation.benchmark import evaluate_dirs, read_benchmark_file

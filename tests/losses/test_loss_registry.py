@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -76,3 +78,16 @@ def test_generic_registry():
         reg.register("a")(build_a)
     with pytest.raises(ValueError, match="model.type must be one of a, not 'b'"):
         reg.get("b")
+
+
+def test_cb_focal_alpha_norm_mean_scales_eq5_weights_to_average_one():
+    counts = [10, 100, 1000]
+    by_sum = build_loss({"type": "cb_focal", "gamma": 2.0}, class_counts=counts)
+    by_mean = build_loss({"type": "cb_focal", "gamma": 2.0, "alpha_norm": "mean"}, class_counts=counts)
+    logs = [math.log(10), math.log(100), math.log(1000)]
+    expected = torch.tensor([v / sum(logs) for v in logs])
+    torch.testing.assert_close(by_sum.alpha, expected)
+    torch.testing.assert_close(by_mean.alpha, expected * 3)
+    assert float(by_mean.alpha.mean()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="alpha_norm must be one of sum, mean"):
+        build_loss({"type": "cb_focal", "alpha_norm": "max"}, class_counts=counts)

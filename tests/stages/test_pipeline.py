@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+
+from lgseg.evaluation.benchmark import read_benchmark_file
+from lgseg.scannet.constants import VALID_CLASS_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = str(Path(sys.executable).parent)
@@ -24,7 +28,7 @@ def sh(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """A git + DVC repo holding the project's pipeline files, with a 6-scene demo set."""
+    """A git + DVC repo holding the project's pipeline files, a 6-scene demo set, 1-epoch training."""
     d = tmp_path_factory.mktemp("proj")
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, d / name)
@@ -32,6 +36,9 @@ def project(tmp_path_factory) -> Path:
         shutil.copytree(ROOT / name, d / name, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((d / "params.yaml").read_text())
     params["data"]["synthetic"]["scenes"] = 6
+    for stage in ("pretrain", "finetune"):  # a smoke-sized run of the real stages
+        params[stage].update(epochs=1, val_every=1)
+    params["augment"]["crop_points"] = 4000
     (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(["git", "init", "-q"], d)
     sh(["dvc", "init", "-q"], d)
@@ -45,9 +52,20 @@ def test_repro_runs_the_stages_and_is_then_up_to_date(project):
     assert stats["scenes"]["train"] >= 3 and stats["scenes"]["val"] >= 1
     m = json.loads((project / "metrics/preprocess.json").read_text())
     assert m["scenes"] == stats["scenes"] and 0.5 < m["train_labelled_fraction"] <= 1.0
-    assert list((project / "data/gt/val").glob("*.txt"))
+    val = sorted(p.stem for p in (project / "data/gt/val").glob("*.txt"))
+    assert val and json.loads((project / "data/text/meta.json").read_text())["dim"] == 384
+    for stage in ("pretrain", "finetune"):
+        assert json.loads((project / f"metrics/{stage}.json").read_text())["epochs"] == 1
+        assert (project / f"models/{stage}.pt").is_file()
+    ev = json.loads((project / "metrics/evaluate.json").read_text())
+    assert ev["scenes"] == len(val) and ev["points"] > 0
+    assert sorted(p.stem for p in (project / "predictions").glob("*.txt")) == val
+    for scene in val:  # one prediction per mesh vertex, raw ScanNet ids
+        pred = read_benchmark_file(project / "predictions" / f"{scene}.txt")
+        assert len(pred) == len(read_benchmark_file(project / "data/gt/val" / f"{scene}.txt"))
+        assert np.isin(pred, VALID_CLASS_IDS).all()
+    assert len((project / "metrics/per_class.csv").read_text().splitlines()) == 201
     again = sh(["dvc", "repro"], project)
-    assert "didn't change, skipping" in again.stdout or "up to date" in again.stdout
     assert "Running stage" not in again.stdout
 
 

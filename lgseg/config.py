@@ -1,0 +1,18 @@
+"""From the params.yaml dict to what one training stage needs (no file locations here)."""
+
+from __future__ import annotations
+
+STAGES = ("pretrain", "finetune")
+
+
+def training_config(params: dict, stage: str) -> dict:
+    """Flatten the sections a training stage reads into one config dict for ``run_training``."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
+    cfg = {k: v for k, v in params[stage].items() if k != "init"}
+    cfg.update(params["train"])
+    cfg["voxel_size"] = params["data"]["voxel_size"]
+    cfg["augment"] = params["augment"]
+    if stage == "finetune":
+        cfg["loss"] = params["loss"]
+    return cfg

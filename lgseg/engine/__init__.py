@@ -1,0 +1,1 @@
+"""Training and inference: the loop, its hooks, checkpoints, optimisers and distributed set-up."""

@@ -1,0 +1,145 @@
+"""Build everything a training stage needs from its params, run it, and save the final model.
+
+``run_training("pretrain" | "finetune", cfg, paths)`` is what the DVC stages and ``lgseg train``
+call; it works the same in one process and under ``torchrun`` (one process per device).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from threadpoolctl import threadpool_limits
+from torch.utils.data import DataLoader, DistributedSampler
+
+from lgseg.data import CollateFn, ScanNetDataset
+from lgseg.engine.checkpoint import load_checkpoint, load_model, save_model, seed_everything
+from lgseg.engine.distributed import barrier, cleanup, init_distributed
+from lgseg.engine.hooks import CheckpointHook, CurveHook, LogHook
+from lgseg.engine.optim import build_optimizer, build_scheduler
+from lgseg.engine.samplers import ShardSampler
+from lgseg.engine.tasks import FinetuneTask, PretrainTask
+from lgseg.engine.trainer import Trainer
+from lgseg.errors import InputError
+from lgseg.losses import build_loss
+from lgseg.models import build_model, transfer_weights
+from lgseg.scannet.constants import NUM_CLASSES
+from lgseg.text import load_embeddings
+
+log = logging.getLogger("lgseg.train")
+
+
+@dataclass
+class TrainPaths:
+    processed: Path  # preprocessed scenes (train/ and val/)
+    checkpoint: Path  # resumable training state, kept across interrupted runs
+    model: Path  # final weights + what is needed to rebuild the network
+    curve: Path  # per-epoch metrics (CSV)
+    embeddings: Path | None = None  # text embeddings dir (pretraining; fine-tune head-free init)
+    init: Path | None = None  # pretrained model to start fine-tuning from (None = scratch)
+    stats: Path | None = None  # stats.json (class counts for class-balanced losses)
+
+
+def _fingerprint(kind: str, cfg: dict) -> str:
+    return hashlib.sha256(json.dumps([kind, cfg], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _loaders(cfg: dict, paths: TrainPaths, dist, ignore_classes=None):
+    augment = dict(cfg["augment"])
+    translation = augment.pop("random_translation", 100)
+    common = dict(voxel_size=cfg["voxel_size"], seed=cfg["seed"], ignore_classes=ignore_classes)
+    train_set = ScanNetDataset(paths.processed, "train", transforms_cfg=augment, train=True,
+                               random_translation=translation, **common)
+    val_set = ScanNetDataset(paths.processed, "val", train=False, **common)
+    sampler = DistributedSampler(train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
+                                 seed=cfg["seed"], drop_last=False)
+    workers = cfg["num_workers"]
+    # workers are not persistent: each epoch's fresh workers see the dataset's new epoch (augmentation seed)
+    train = DataLoader(train_set, batch_size=cfg["batch_size"], sampler=sampler, num_workers=workers,
+                       collate_fn=CollateFn(cfg["max_points"]), pin_memory=dist.device.type == "cuda",
+                       worker_init_fn=_single_blas_thread)
+    val = DataLoader(val_set, batch_size=1, sampler=ShardSampler(len(val_set), dist.rank, dist.world_size),
+                     num_workers=workers, collate_fn=CollateFn(None), worker_init_fn=_single_blas_thread)
+    return train, val
+
+
+def _single_blas_thread(_worker_id: int) -> None:
+    # loader workers run numpy on small arrays; BLAS threads there only fight the training process
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def run_training(kind: str, cfg: dict, paths: TrainPaths, extra_hooks=(), progress: bool = True) -> dict:
+    """Train, resuming from ``paths.checkpoint`` when it holds an unfinished run of the same config."""
+    if kind not in ("pretrain", "finetune"):
+        raise ValueError(f"kind must be pretrain or finetune, not {kind!r}")
+    dist = init_distributed(cfg.get("device", "auto"))
+    if cfg.get("cpu_threads"):
+        torch.set_num_threads(int(cfg["cpu_threads"]))
+    try:
+        seed_everything(cfg["seed"] + dist.rank)
+        emb, text_meta = load_embeddings(paths.embeddings) if paths.embeddings else (None, None)
+        model_cfg = {"name": cfg["model"], **cfg.get("model_options", {})}
+        if kind == "pretrain":
+            model = build_model(model_cfg, feature_dim=emb.shape[1], num_classes=None)
+            task = PretrainTask(build_loss({"type": "contrastive", **cfg["contrastive"]}), torch.from_numpy(emb))
+        else:
+            feature_dim = emb.shape[1] if (paths.init and emb is not None) else None
+            model = build_model(model_cfg, feature_dim=feature_dim, num_classes=NUM_CLASSES)
+            if paths.init:
+                pretrained, _ = load_model(paths.init)
+                transfer_weights(model, pretrained.state_dict(), logger=log)
+            counts = json.loads(Path(paths.stats).read_text())["train_points"] if paths.stats else None
+            task = FinetuneTask(build_loss(cfg["loss"], class_counts=counts))
+        model = model.to(dist.device)
+        if dist.distributed:
+            if dist.device.type == "cuda":
+                from lgseg.models.minkowski import import_minkowski
+                model = import_minkowski().MinkowskiSyncBatchNorm.convert_sync_batchnorm(model)
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
+        train_loader, val_loader = _loaders(cfg, paths, dist, ignore_classes=cfg.get("ignore_classes"))
+        optimizer = build_optimizer(cfg["optimizer"], model.parameters())
+        scheduler = build_scheduler(cfg["scheduler"], optimizer, cfg["epochs"])
+        fp = _fingerprint(kind, cfg)
+        hooks = [LogHook(), CheckpointHook(paths.checkpoint), CurveHook(paths.curve), *extra_hooks]
+        trainer = Trainer(model, task, optimizer, scheduler, train_loader, val_loader, epochs=cfg["epochs"],
+                          val_every=cfg["val_every"], dist=dist, amp=cfg.get("amp", True), hooks=hooks,
+                          fingerprint=fp, progress=progress)
+        _maybe_resume(trainer, paths.checkpoint, fp)
+        history = trainer.fit()
+        if dist.is_main:
+            meta = {"kind": kind, "model": model_cfg, "feature_dim": model_feature_dim(trainer.net),
+                    "num_classes": None if kind == "pretrain" else NUM_CLASSES, "text": text_meta,
+                    "voxel_size": cfg["voxel_size"], "epochs": trainer.epoch, "steps": trainer.global_step}
+            save_model(paths.model, trainer.net, meta)
+        barrier(dist)
+        return {"history": history, "epochs": trainer.epoch, "steps": trainer.global_step}
+    finally:
+        cleanup(dist)
+
+
+def model_feature_dim(net) -> int:
+    return int(net.feature_dim)
+
+
+def _maybe_resume(trainer: Trainer, path: Path, fingerprint: str) -> None:
+    if not Path(path).is_file():
+        return
+    try:
+        state = load_checkpoint(path)
+    except InputError as e:
+        log.warning("ignoring unreadable checkpoint (%s); starting from scratch", e)
+        return
+    if state.get("complete"):
+        log.info("checkpoint %s is of a finished run; starting a new run", path)
+    elif state.get("fingerprint") != fingerprint:
+        log.info("checkpoint %s belongs to other settings; starting a new run", path)
+    else:
+        trainer.resume(state)
+        log.info("resuming %s from %s at epoch %d (step %d)", trainer.task.name, path, trainer.epoch,
+                 trainer.global_step)

@@ -1,0 +1,162 @@
+"""The training loop: epochs of optimiser steps, validation every k epochs, resumable state.
+
+The loop knows nothing of files; hooks (checkpoints, curves, tracking) act on its state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+
+import torch
+from tqdm import tqdm
+
+from lgseg.engine.checkpoint import rng_state, set_rng_state
+from lgseg.engine.distributed import DistInfo, all_reduce_sum
+from lgseg.errors import LgsegError
+from lgseg.evaluation.metrics import SegmentationMetrics
+
+log = logging.getLogger("lgseg.train")
+
+
+class NonFiniteLossError(LgsegError):
+    """The loss became NaN or inf: training stops, the last good checkpoint stays."""
+
+
+class Trainer:
+    def __init__(self, model, task, optimizer, scheduler, train_loader, val_loader=None, *, epochs: int,
+                 val_every: int = 1, dist: DistInfo = DistInfo(), amp: bool = False, hooks=(),
+                 fingerprint: str = "", progress: bool = True):
+        self.model, self.task = model, task.to(dist.device)
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.epochs, self.val_every = epochs, max(1, val_every)
+        self.dist, self.hooks, self.fingerprint = dist, list(hooks), fingerprint
+        self.amp = amp and dist.device.type == "cuda"  # mixed precision only where it pays: GPUs
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.progress = progress and dist.is_main
+        self.epoch, self.global_step, self.history = 0, 0, []
+
+    # ---- state -------------------------------------------------------------------------------
+    @property
+    def net(self) -> torch.nn.Module:
+        """The model without its DistributedDataParallel wrapper (stable parameter names)."""
+        return getattr(self.model, "module", self.model)
+
+    def state_dict(self, complete: bool = False) -> dict:
+        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "epoch": self.epoch, "global_step": self.global_step, "history": self.history,
+                "rng": rng_state(), "fingerprint": self.fingerprint, "complete": complete}
+
+    def resume(self, state: dict) -> None:
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.global_step = state["epoch"], state["global_step"]
+        self.history = list(state["history"])
+        set_rng_state(state["rng"])
+
+    # ---- loop --------------------------------------------------------------------------------
+    def fit(self) -> list[dict]:
+        for h in self.hooks:
+            h.before_train(self)
+        try:
+            while self.epoch < self.epochs:
+                logs = {"epoch": self.epoch + 1, **self.train_epoch()}
+                self.scheduler.step()
+                self.epoch += 1
+                if self.val_loader is not None and (self.epoch % self.val_every == 0 or self.epoch == self.epochs):
+                    logs.update(self.validate())
+                self.history.append(logs)
+                for h in self.hooks:
+                    h.after_epoch(self, logs)
+        except BaseException as e:
+            for h in self.hooks:
+                h.on_exception(self, e)
+            raise
+        for h in self.hooks:
+            h.after_train(self)
+        return self.history
+
+    def _to_device(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        dev = self.dist.device
+        nb = dev.type == "cuda"
+        return (batch["coord"].to(dev, non_blocking=nb), batch["feat"].to(dev, non_blocking=nb),
+                batch["label"].to(dev, non_blocking=nb))
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
+
+    def _set_epoch(self, loader) -> None:
+        for obj in (getattr(loader, "sampler", None), getattr(loader, "dataset", None)):
+            if hasattr(obj, "set_epoch"):
+                obj.set_epoch(self.epoch)
+
+    def train_epoch(self) -> dict:
+        """One pass over the training data. Besides the loss it reports throughput and where the
+        time went: ``data_share`` waiting for batches, ``outside_share`` everything but the
+        network's forward, backward and optimiser step (loading, collate, transfer, loss)."""
+        self.model.train()
+        self._set_epoch(self.train_loader)
+        loss_sum, steps, voxels, data_time, net_time = 0.0, 0, 0, 0.0, 0.0
+        start = tick = time.perf_counter()
+        bar = tqdm(self.train_loader, desc=f"{self.task.name} {self.epoch + 1}/{self.epochs}",
+                   unit="batch", disable=not self.progress, leave=False)
+        for batch in bar:
+            data_time += time.perf_counter() - tick
+            coords, feats, labels = self._to_device(batch)
+            t0 = self._now()
+            with self._autocast():
+                out = self.model(coords, feats)
+            t1 = self._now()
+            loss = self.task.loss(out, labels)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"{self.task.name}: the loss is {loss.item()} at epoch {self.epoch + 1}, step "
+                    f"{self.global_step + 1}; training stopped and the last good checkpoint (epoch "
+                    f"{self.epoch}) was kept. Lower the learning rate or check the inputs")
+            t2 = self._now()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            net_time += (t1 - t0) + (self._now() - t2)
+            self.global_step += 1
+            steps += 1
+            loss_sum += loss.item()
+            voxels += len(coords)
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(loss=f"{loss_sum / steps:.4f}", vox_s=f"{voxels / elapsed:,.0f}")
+            tick = time.perf_counter()
+        elapsed = time.perf_counter() - start
+        return {"loss": loss_sum / max(steps, 1), "lr": self.optimizer.param_groups[0]["lr"],
+                "voxels_per_s": voxels / elapsed, "data_share": data_time / elapsed,
+                "outside_share": 1.0 - net_time / elapsed, "steps": self.global_step}
+
+    def _now(self) -> float:
+        if self.dist.device.type == "cuda":  # kernels run asynchronously: wait before reading the clock
+            torch.cuda.synchronize(self.dist.device)
+        return time.perf_counter()
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        self.net.eval()
+        metrics = SegmentationMetrics()
+        for batch in tqdm(self.val_loader, desc=f"{self.task.name} val", unit="scene", disable=not self.progress,
+                          leave=False):
+            coords, feats, labels = self._to_device(batch)
+            with self._autocast():
+                # the unwrapped net: DDP's forward broadcasts buffers, a collective that would hang
+                # when processes hold different numbers of validation scenes
+                out = self.net(coords, feats)
+            metrics.update(labels.cpu().numpy(), self.task.predict(out).cpu().numpy(), scenes=len(batch["scenes"]))
+        metrics.confusion = all_reduce_sum(metrics.confusion, self.dist)
+        s = metrics.summary()
+        logs = {"val_miou": s["all"]["miou"], "val_miou_200": s["all"]["miou_200"]}
+        for split in ("head", "common", "tail"):
+            logs[f"val_miou_{split}"] = s[split]["miou"]
+        return {k: (math.nan if v is None else v) for k, v in logs.items()}

@@ -1,0 +1,19 @@
+"""evaluate: predict the val scenes per mesh vertex, write benchmark files, score them."""
+
+from common import load_params, run
+
+from lgseg.engine.predict import evaluate_model
+
+
+def main() -> None:
+    split = load_params()["evaluate"]["split"]
+    s = evaluate_model("models/finetune.pt", "data/processed", f"data/gt/{split}", "predictions",
+                       "metrics/evaluate.json", "metrics/per_class.csv", split=split)
+    a = s["all"]
+    print(f"{split}: mIoU {a['miou']:.2f}  (200-class mean {a['miou_200']:.2f})  precision {a['precision']:.2f}  "
+          f"recall {a['recall']:.2f}  head/common/tail mIoU "
+          + " / ".join("n/a" if s[k]["miou"] is None else f"{s[k]['miou']:.2f}" for k in ("head", "common", "tail")))
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,23 @@
+"""finetune: 200-class segmentation, from the pretrained backbone or from scratch."""
+
+from common import load_params, run, write_final_metrics
+
+from lgseg.config import training_config
+from lgseg.errors import LgsegError
+from lgseg.engine.launch import TrainPaths, run_training
+
+
+def main() -> None:
+    params = load_params()
+    init = params["finetune"]["init"]
+    if init not in ("pretrained", "scratch"):
+        raise LgsegError(f"params.yaml: finetune.init must be 'pretrained' or 'scratch', not {init!r}")
+    paths = TrainPaths(processed="data/processed", checkpoint="checkpoints/finetune/state.pt",
+                       model="models/finetune.pt", curve="metrics/finetune_curve.csv",
+                       embeddings="data/text", stats="data/processed/stats.json",
+                       init="models/pretrain.pt" if init == "pretrained" else None)
+    write_final_metrics("metrics/finetune.json", run_training("finetune", training_config(params, "finetune"), paths))
+
+
+if __name__ == "__main__":
+    run(main)

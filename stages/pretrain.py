@@ -1,0 +1,17 @@
+"""pretrain: language-grounded pretraining of the 3D backbone towards the class text embeddings."""
+
+from common import load_params, run, write_final_metrics
+
+from lgseg.config import training_config
+from lgseg.engine.launch import TrainPaths, run_training
+
+
+def main() -> None:
+    cfg = training_config(load_params(), "pretrain")
+    paths = TrainPaths(processed="data/processed", checkpoint="checkpoints/pretrain/state.pt",
+                       model="models/pretrain.pt", curve="metrics/pretrain_curve.csv", embeddings="data/text")
+    write_final_metrics("metrics/pretrain.json", run_training("pretrain", cfg, paths))
+
+
+if __name__ == "__main__":
+    run(main)

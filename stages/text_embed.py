@@ -1,0 +1,20 @@
+"""text-embed: one text embedding per ScanNet200 class name -> data/text/."""
+
+from common import load_params, run
+
+from lgseg.text import build_text_encoder, class_embeddings, save_embeddings
+from lgseg.text.embed import embedding_meta
+
+OUT = "data/text"
+
+
+def main() -> None:
+    text = load_params()["text"]
+    encoder = build_text_encoder(text)
+    emb = class_embeddings(encoder, prompt=text["prompt"])
+    save_embeddings(OUT, emb, embedding_meta(encoder, prompt=text["prompt"]))
+    print(f"wrote {emb.shape[0]} x {emb.shape[1]} class embeddings ({encoder.name}: {encoder.model}) to {OUT}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,56 @@
+"""Two CPU processes under torchrun (gloo): sharded data, synchronised weights, rank 0 writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lgseg.engine.checkpoint import load_checkpoint
+
+SCRIPT = """
+import json, sys, torch
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from conftest import train_paths
+from lgseg.engine import launch
+cfg = json.loads(Path({cfg!r}).read_text())
+data = {{k: Path(v) for k, v in json.loads(Path({data!r}).read_text()).items()}}
+seen = {{}}
+real_fit = launch.Trainer.fit
+def fit(self):  # record what this rank trains on and its final weights
+    hist = real_fit(self)
+    seen["rank"], seen["world"] = self.dist.rank, self.dist.world_size
+    seen["batches"] = len(self.train_loader)
+    seen["checksum"] = float(sum(p.double().sum() for p in self.net.parameters()))
+    return hist
+launch.Trainer.fit = fit
+r = launch.run_training("finetune", cfg, train_paths(data, Path({out!r}), stats=data["stats"]), progress=False)
+print("RESULT", json.dumps({{**seen, "steps": r["steps"]}}))
+"""
+
+
+def test_two_process_training_with_gloo(tiny_data, tiny_cfg, tmp_path):
+    tiny_cfg.update(epochs=2, val_every=1, batch_size=1)
+    (tmp_path / "cfg.json").write_text(json.dumps(tiny_cfg))
+    (tmp_path / "data.json").write_text(json.dumps({k: str(v) for k, v in tiny_data.items()}))
+    script = tmp_path / "ddp.py"
+    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent), cfg=str(tmp_path / "cfg.json"),
+                                    data=str(tmp_path / "data.json"), out=str(tmp_path / "out")))
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script)], capture_output=True,
+                       text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = sorted((json.loads(line.split("RESULT ", 1)[1]) for line in r.stdout.splitlines() if "RESULT " in line),
+                     key=lambda x: x["rank"])
+    assert [x["rank"] for x in results] == [0, 1] and all(x["world"] == 2 for x in results)
+    # 4 train scenes, batch 1, 2 processes: 2 batches per process per epoch, 4 steps over 2 epochs
+    assert all(x["batches"] == 2 and x["steps"] == 4 for x in results)
+    assert abs(results[0]["checksum"] - results[1]["checksum"]) < 1e-6 * max(1.0, abs(results[0]["checksum"]))
+    state = load_checkpoint(tmp_path / "out/ckpt/state.pt")
+    assert state["complete"] and state["global_step"] == 4
+    assert (tmp_path / "out/model.pt").is_file() and (tmp_path / "out/curve.csv").is_file()
+    assert not list((tmp_path / "out").rglob("*.tmp-*"))

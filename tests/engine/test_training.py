@@ -1,0 +1,138 @@
+"""Training runs end to end, resumes after a kill, stops on a non-finite loss."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lgseg.engine.checkpoint import load_checkpoint, load_model
+from lgseg.engine.launch import run_training
+from lgseg.engine.trainer import NonFiniteLossError
+
+from conftest import train_paths
+
+
+def test_pretrain_then_finetune(tiny_data, tiny_cfg, tmp_path):
+    pre = run_training("pretrain", tiny_cfg, train_paths(tiny_data, tmp_path / "pre", embeddings=tiny_data["text"]),
+                       progress=False)
+    assert pre["epochs"] == 3 and pre["steps"] == 3 * 2  # 4 train scenes, batch 2
+    hist = pre["history"]
+    assert [h["epoch"] for h in hist] == [1, 2, 3] and all(h["loss"] > 0 for h in hist)
+    assert "val_miou" in hist[-1] and (tmp_path / "pre/curve.csv").read_text().startswith("epoch,loss")
+    net, meta = load_model(tmp_path / "pre/model.pt")
+    assert meta["kind"] == "pretrain" and meta["feature_dim"] == 16 and meta["num_classes"] is None
+
+    fine = run_training("finetune", tiny_cfg, train_paths(tiny_data, tmp_path / "fine", embeddings=tiny_data["text"],
+                                                          init=tmp_path / "pre/model.pt", stats=tiny_data["stats"]),
+                        progress=False)
+    assert fine["steps"] == 6
+    net, meta = load_model(tmp_path / "fine/model.pt")
+    assert meta["num_classes"] == 200 and meta["voxel_size"] == 0.1
+    ckpt = load_checkpoint(tmp_path / "fine/ckpt/state.pt")  # weights_only=True loading works
+    assert ckpt["complete"] and ckpt["epoch"] == 3 and ckpt["global_step"] == 6
+
+
+def test_loss_decreases_when_overfitting(tiny_data, tiny_cfg, tmp_path):
+    tiny_cfg.update(epochs=8, val_every=8, augment={k: False for k in tiny_cfg["augment"]} | {"random_translation": 0},
+                    optimizer={"type": "sgd", "lr": 0.05, "momentum": 0.9})
+    tiny_cfg["scheduler"] = {"type": "constant"}
+    r = run_training("finetune", tiny_cfg, train_paths(tiny_data, tmp_path), progress=False)
+    losses = [h["loss"] for h in r["history"]]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+RUNNER = """
+import json, logging, sys
+logging.basicConfig(level=logging.INFO)
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from conftest import train_paths
+from lgseg.engine.launch import run_training
+cfg = json.loads(Path({cfg!r}).read_text())
+data = {{k: Path(v) for k, v in json.loads(Path({data!r}).read_text()).items()}}
+r = run_training("finetune", cfg, train_paths(data, Path({out!r}), stats=data["stats"]), progress=False)
+print("DONE", r["epochs"], r["steps"])
+"""
+
+
+def _runner(tiny_data, cfg, out: Path) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cfg.json").write_text(json.dumps(cfg))
+    (out / "data.json").write_text(json.dumps({k: str(v) for k, v in tiny_data.items()}))
+    code = RUNNER.format(tests=str(Path(__file__).parent), cfg=str(out / "cfg.json"), data=str(out / "data.json"),
+                         out=str(out))
+    return [sys.executable, "-c", code]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_run_resumes_to_the_same_end(tiny_data, tiny_cfg, tmp_path, sig):
+    tiny_cfg.update(epochs=4, val_every=10)
+    tiny_cfg["loss"] = {"type": "cb_focal", "gamma": 2.0, "alpha_norm": "mean"}
+    ref = subprocess.run(_runner(tiny_data, tiny_cfg, tmp_path / "ref"), capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr
+    assert "DONE 4 8" in ref.stdout
+
+    cmd = _runner(tiny_data, tiny_cfg, tmp_path / "run")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ckpt = tmp_path / "run" / "ckpt" / "state.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:  # kill once 2 of 4 epochs are saved
+        if ckpt.is_file() and load_checkpoint(ckpt)["epoch"] >= 2:
+            proc.send_signal(sig)
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0, "the run finished before it could be interrupted"
+    interrupted = load_checkpoint(ckpt)
+    assert 2 <= interrupted["epoch"] < 4 and not interrupted["complete"]
+
+    resumed = subprocess.run(cmd, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "DONE 4 8" in resumed.stdout and "resuming finetune" in resumed.stderr
+    a, b = load_checkpoint(tmp_path / "ref/ckpt/state.pt"), load_checkpoint(ckpt)
+    assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"]) == (4, 8)
+    # same data order and RNG after the restore: the same per-epoch losses and (up to the float
+    # noise of MinkowskiEngine's unordered CPU reductions, ~1e-3 between any two runs) the same weights
+    assert [h["epoch"] for h in b["history"]] == [1, 2, 3, 4]
+    np.testing.assert_allclose([h["loss"] for h in b["history"]], [h["loss"] for h in a["history"]], rtol=1e-2)
+    for k, v in a["model"].items():
+        if v.is_floating_point():
+            np.testing.assert_allclose(b["model"][k].numpy(), v.numpy(), rtol=2e-2, atol=5e-3, err_msg=k)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tiny_cfg, tmp_path, monkeypatch):
+    from lgseg.engine import tasks
+
+    calls = {"n": 0}
+    real = tasks.FinetuneTask.loss
+
+    def loss_that_breaks(self, out, labels):  # fine for 2 epochs (4 steps), then NaN
+        calls["n"] += 1
+        value = real(self, out, labels)
+        return value * float("nan") if calls["n"] > 4 else value
+
+    monkeypatch.setattr(tasks.FinetuneTask, "loss", loss_that_breaks)
+    tiny_cfg["val_every"] = 10
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 3, step 5.*last good checkpoint \(epoch 2\)"):
+        run_training("finetune", tiny_cfg, train_paths(tiny_data, tmp_path), progress=False)
+    state = load_checkpoint(tmp_path / "ckpt/state.pt")
+    assert state["epoch"] == 2 and not state["complete"]
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_changed_settings_start_afresh(tiny_data, tiny_cfg, tmp_path, caplog):
+    tiny_cfg.update(epochs=1, val_every=10)
+    run_training("finetune", tiny_cfg, train_paths(tiny_data, tmp_path), progress=False)
+    tiny_cfg["optimizer"]["lr"] = 0.01
+    with caplog.at_level("INFO", logger="lgseg.train"):
+        r = run_training("finetune", tiny_cfg, train_paths(tiny_data, tmp_path), progress=False)
+    assert r["steps"] == 2 and "finished run; starting a new run" in caplog.text
