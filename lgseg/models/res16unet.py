@@ -70,7 +70,7 @@ class Res16UNetBase(nn.Module):
     Args:
         in_channels: input feature width (3: RGB).
         feature_dim: per-voxel output width. None or ``PLANES[-1]``: the last decoder block's
-            output is the feature; otherwise a 1x1 conv ``projection`` (bias, no BN, no ReLU)
+            output is the feature; otherwise a 1x1 conv + BN ``projection`` (no ReLU)
             maps ``PLANES[-1]`` to ``feature_dim``.
         conv1_kernel_size: kernel of the stem conv.
         bn_momentum: BatchNorm momentum of every BN layer.
@@ -130,7 +130,10 @@ class Res16UNetBase(nn.Module):
         self.relu = ME.MinkowskiReLU(inplace=True)
 
         self.out_channels = P[7] if feature_dim is None else feature_dim
-        self.projection = (_conv(P[7], feature_dim, 1, bias=True)
+        # BN keeps the projected features on the scale of a BN'd residual block (as 34D's are):
+        # the cosine pretraining loss ignores feature norms, and unbounded norms made the
+        # classifier's logits explode when fine-tuning started from them
+        self.projection = (nn.Sequential(_conv(P[7], feature_dim, 1), _bn(feature_dim, m))
                            if feature_dim is not None and feature_dim != P[7] else None)
         self._init_weights()
 

@@ -57,7 +57,7 @@ def expected_params(cls: type[Res16UNetBase], in_ch: int = 3, k1: int = 3,
         width = p
     out = feature_dim or width
     if out != width:
-        n += width * out + out
+        n += width * out + 2 * out  # 1x1 projection conv (no bias) + BN
     if num_classes:
         n += out * num_classes + num_classes
     return n

@@ -66,17 +66,20 @@ def test_reference_layout_maps_onto_backbone_and_classifier():
 
 def test_mismatched_feature_dim_is_reported_and_skipped(caplog):
     src, dst = pretrain_model(feature_dim=48), finetune_model(feature_dim=24)
-    before = dst.backbone.projection.kernel.clone()
+    before = dst.backbone.projection[0].kernel.clone()
     with caplog.at_level(logging.INFO, logger="lgseg.models.weights"):
         report = transfer_weights(dst, src.state_dict())
     assert report["mismatched"] == {
-        "backbone.projection.kernel": ((32, 48), (32, 24)),
-        "backbone.projection.bias": ((1, 48), (1, 24)),
+        "backbone.projection.0.kernel": ((32, 48), (32, 24)),
+        "backbone.projection.1.bn.weight": ((48,), (24,)),
+        "backbone.projection.1.bn.bias": ((48,), (24,)),
+        "backbone.projection.1.bn.running_mean": ((48,), (24,)),
+        "backbone.projection.1.bn.running_var": ((48,), (24,)),
     }
-    assert "backbone.projection.kernel" not in report["loaded"]
-    assert torch.equal(dst.backbone.projection.kernel, before)  # left as initialised
+    assert "backbone.projection.0.kernel" not in report["loaded"]
+    assert torch.equal(dst.backbone.projection[0].kernel, before)  # left as initialised
     torch.testing.assert_close(dst.backbone.block8[0].conv2.kernel, src.backbone.block8[0].conv2.kernel)
-    assert "shape mismatch: 2 (backbone.projection.*)" in caplog.records[-1].getMessage()
+    assert "shape mismatch: 5 (backbone.projection.0.*, backbone.projection.1.bn.*)" in caplog.records[-1].getMessage()
 
 
 def test_unused_checkpoint_keys_are_reported():
