@@ -29,6 +29,7 @@ from lgseg.losses import build_loss
 from lgseg.models import build_model, transfer_weights
 from lgseg.scannet.constants import NUM_CLASSES
 from lgseg.text import load_embeddings
+from lgseg.text.embed import check_compatible
 
 log = logging.getLogger("lgseg.train")
 
@@ -91,7 +92,9 @@ def run_training(kind: str, cfg: dict, paths: TrainPaths, extra_hooks=(), progre
             feature_dim = emb.shape[1] if (paths.init and emb is not None) else None
             model = build_model(model_cfg, feature_dim=feature_dim, num_classes=NUM_CLASSES)
             if paths.init:
-                pretrained, _ = load_model(paths.init)
+                pretrained, pre_meta = load_model(paths.init)
+                if text_meta is not None and pre_meta.get("text") is not None:  # same text space
+                    check_compatible(pre_meta["text"], text_meta, "pretrained model", "text embeddings")
                 transfer_weights(model, pretrained.state_dict(), logger=log)
             counts = json.loads(Path(paths.stats).read_text())["train_points"] if paths.stats else None
             task = FinetuneTask(build_loss(cfg["loss"], class_counts=counts))
@@ -113,7 +116,7 @@ def run_training(kind: str, cfg: dict, paths: TrainPaths, extra_hooks=(), progre
         _maybe_resume(trainer, paths.checkpoint, fp)
         history = trainer.fit()
         if dist.is_main:
-            meta = {"kind": kind, "model": model_cfg, "feature_dim": model_feature_dim(trainer.net),
+            meta = {"kind": kind, "model": model_cfg, "feature_dim": trainer.net.feature_dim,
                     "num_classes": None if kind == "pretrain" else NUM_CLASSES, "text": text_meta,
                     "voxel_size": cfg["voxel_size"], "epochs": trainer.epoch, "steps": trainer.global_step}
             save_model(paths.model, trainer.net, meta)
@@ -121,10 +124,6 @@ def run_training(kind: str, cfg: dict, paths: TrainPaths, extra_hooks=(), progre
         return {"history": history, "epochs": trainer.epoch, "steps": trainer.global_step}
     finally:
         cleanup(dist)
-
-
-def model_feature_dim(net) -> int:
-    return int(net.feature_dim)
 
 
 def _maybe_resume(trainer: Trainer, path: Path, fingerprint: str) -> None:
