@@ -6,9 +6,11 @@ from lgseg.engine.predict import evaluate_model
 
 
 def main() -> None:
-    split = load_params()["evaluate"]["split"]
+    params = load_params()
+    split = params["evaluate"]["split"]
     s = evaluate_model("models/finetune.pt", "data/processed", f"data/gt/{split}", "predictions",
-                       "metrics/evaluate.json", "metrics/per_class.csv", split=split)
+                       "metrics/evaluate.json", "metrics/per_class.csv", split=split,
+                       device=params["train"]["device"])
     a = s["all"]
     print(f"{split}: mIoU {a['miou']:.2f}  (200-class mean {a['miou_200']:.2f})  precision {a['precision']:.2f}  "
           f"recall {a['recall']:.2f}  head/common/tail mIoU "

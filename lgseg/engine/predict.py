@@ -29,8 +29,10 @@ def predict_vertices(net: torch.nn.Module, dataset: ScanNetDataset, predict: Cal
 
 
 def evaluate_model(model_path: Path, processed: Path, gt_dir: Path, pred_dir: Path, metrics_json: Path,
-                   per_class_csv: Path, split: str = "val", device: str = "cpu", progress: bool = True) -> dict:
+                   per_class_csv: Path, split: str = "val", device: str = "auto", progress: bool = True) -> dict:
     """Predict ``split`` with a fine-tuned model, write benchmark files, score them against ``gt_dir``."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     net, meta = load_model(model_path, device)
     if meta["num_classes"] is None:
         raise ValueError(f"{model_path} is a pretrained backbone without a classifier; evaluate a fine-tuned model")
