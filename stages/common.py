@@ -17,12 +17,17 @@ def load_params() -> dict:
 
 def write_final_metrics(path: str, result: dict) -> None:
     """The last epoch's numbers (and the best validation mIoU) as the stage's DVC metrics file."""
+    import math
+
     from lgseg.fileio import write_json
 
+    def defined(v) -> bool:  # epochs without validation carry NaN, which JSON cannot hold
+        return not (isinstance(v, float) and math.isnan(v))
+
     history = result["history"]
-    last = {k: v for k, v in history[-1].items() if v == v}  # drop NaN (no validation that epoch)
-    vals = [h["val_miou"] for h in history if h.get("val_miou") == h.get("val_miou") and "val_miou" in h]
-    write_json(path, {**last, "best_val_miou": max(vals) if vals else None,
+    vals = [h["val_miou"] for h in history if defined(h.get("val_miou", math.nan))]
+    write_json(path, {**{k: v for k, v in history[-1].items() if defined(v)},
+                      "best_val_miou": max(vals) if vals else None,
                       "epochs": result["epochs"], "steps": result["steps"]})
 
 
