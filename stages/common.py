@@ -1,18 +1,34 @@
-"""What every stage script shares: reading its params. Stages run from the repo root (DVC's wdir)."""
+"""What every stage script shares: its params, its MLflow run, its exit. Stages run from the repo
+root (DVC's wdir); dvc.yaml says which params a stage reads and which metric and small files it
+writes, and the MLflow run logs exactly those."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
 import yaml
 
-PARAMS = Path("params.yaml")
+PARAMS, PIPELINE = Path("params.yaml"), Path("dvc.yaml")
 
 
 def load_params() -> dict:
     with open(PARAMS) as f:
         return yaml.safe_load(f)
+
+
+def stage_spec(stage: str) -> dict:
+    """From the stage's entry in dvc.yaml: the ``params`` it reads, its ``metrics`` files and its
+    ``small`` files (outputs DVC leaves to git, ``cache: false``: curves, per-class tables)."""
+    spec = (yaml.safe_load(PIPELINE.read_text()) or {}).get("stages", {}).get(stage, {}) if PIPELINE.is_file() else {}
+
+    def names(key, uncached_only=False):
+        return [next(iter(e)) if isinstance(e, dict) else e for e in spec.get(key, [])
+                if not uncached_only or (isinstance(e, dict) and next(iter(e.values())).get("cache") is False)]
+
+    return {"params": names("params"), "metrics": names("metrics"), "small": names("outs", uncached_only=True)}
 
 
 def write_final_metrics(path: str, result: dict) -> None:
@@ -31,15 +47,50 @@ def write_final_metrics(path: str, result: dict) -> None:
                       "epochs": result["epochs"], "steps": result["steps"]})
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, `kill`, `dvc queue kill`) as an exception, so the run ends as KILLED."""
+
+
+def _on_sigterm(main_pid: int):
+    def handler(signum, frame):
+        if os.getpid() != main_pid:  # a forked data-loader worker: die as the signal means
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+
+    return handler
+
+
 def run(main) -> None:
-    """Run a stage's main; user errors print one clear line instead of a traceback."""
+    """Run ``main(params, tracker)`` as one MLflow run; user errors print one clear line, not a traceback."""
     import logging
 
     from lgseg.errors import LgsegError
+    from lgseg.tracking import FAILED, FINISHED, KILLED, start_stage_run
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    stage = os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem.replace("_", "-")
+    name = Path(sys.argv[0]).stem
     try:
-        main()
-    except LgsegError as e:
-        print(f"{Path(sys.argv[0]).stem}: error: {e}", file=sys.stderr)
+        params = load_params()
+    except (OSError, yaml.YAMLError) as e:
+        print(f"{name}: error: cannot read {PARAMS}: {e}", file=sys.stderr)
         sys.exit(1)
+    spec = stage_spec(stage)
+    tracker = start_stage_run(stage, params, spec["params"])
+    signal.signal(signal.SIGTERM, _on_sigterm(os.getpid()))
+    status = FAILED
+    try:
+        main(params, tracker)
+        tracker.log_outputs(spec["metrics"], spec["small"])
+        status = FINISHED
+    except KeyboardInterrupt:
+        status = KILLED
+        print(f"{name}: interrupted", file=sys.stderr)
+        sys.exit(143 if isinstance(sys.exc_info()[1], Terminated) else 130)
+    except LgsegError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        tracker.end(status)

@@ -1,6 +1,6 @@
 """download: data/raw in ScanNet v2's layout, synthetic (demo) or linked from a ScanNet copy."""
 
-from common import load_params, run
+from common import run
 
 from lgseg.errors import LgsegError
 from lgseg.scannet.link import link_scannet
@@ -9,8 +9,8 @@ from lgseg.scannet.synth import generate
 OUT = "data/raw"
 
 
-def main() -> None:
-    data = load_params()["data"]
+def main(params: dict, tracker) -> None:
+    data = params["data"]
     if data["source"] == "synthetic":
         syn = data["synthetic"]
         generate(OUT, num_scenes=syn["scenes"], seed=syn["seed"], workers=data["workers"])

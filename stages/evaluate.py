@@ -1,12 +1,11 @@
 """evaluate: predict the val scenes per mesh vertex, write benchmark files, score them."""
 
-from common import load_params, run
+from common import run
 
 from lgseg.engine.predict import evaluate_model
 
 
-def main() -> None:
-    params = load_params()
+def main(params: dict, tracker) -> None:
     split = params["evaluate"]["split"]
     s = evaluate_model("models/finetune.pt", "data/processed", f"data/gt/{split}", "predictions",
                        "metrics/evaluate.json", "metrics/per_class.csv", split=split,

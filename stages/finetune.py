@@ -1,14 +1,14 @@
 """finetune: 200-class segmentation, from the pretrained backbone or from scratch."""
 
-from common import load_params, run, write_final_metrics
+from common import run, write_final_metrics
 
 from lgseg.config import training_config
 from lgseg.errors import LgsegError
+from lgseg.engine.hooks import TrackingHook
 from lgseg.engine.launch import TrainPaths, run_training
 
 
-def main() -> None:
-    params = load_params()
+def main(params: dict, tracker) -> None:
     init = params["finetune"]["init"]
     if init not in ("pretrained", "scratch"):
         raise LgsegError(f"params.yaml: finetune.init must be 'pretrained' or 'scratch', not {init!r}")
@@ -16,7 +16,8 @@ def main() -> None:
                        model="models/finetune.pt", curve="metrics/finetune_curve.csv",
                        embeddings="data/text", stats="data/processed/stats.json",
                        init="models/pretrain.pt" if init == "pretrained" else None)
-    write_final_metrics("metrics/finetune.json", run_training("finetune", training_config(params, "finetune"), paths))
+    result = run_training("finetune", training_config(params, "finetune"), paths, [TrackingHook(tracker)])
+    write_final_metrics("metrics/finetune.json", result)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 import json
 
-from common import load_params, run
+from common import run
 
 from lgseg.evaluation.ground_truth import export_ground_truth
 from lgseg.fileio import write_json
@@ -11,8 +11,8 @@ from lgseg.scannet.preprocess import preprocess
 RAW, OUT, GT = "data/raw", "data/processed", "data/gt/val"
 
 
-def main() -> None:
-    workers = load_params()["data"]["workers"]
+def main(params: dict, tracker) -> None:
+    workers = params["data"]["workers"]
     preprocess(RAW, OUT, workers=workers)
     export_ground_truth(RAW, GT, split="val")
     stats = json.load(open(f"{OUT}/stats.json"))

@@ -1,6 +1,6 @@
 """text-embed: one text embedding per ScanNet200 class name -> data/text/."""
 
-from common import load_params, run
+from common import run
 
 from lgseg.text import build_text_encoder, class_embeddings, save_embeddings
 from lgseg.text.embed import embedding_meta
@@ -8,8 +8,8 @@ from lgseg.text.embed import embedding_meta
 OUT = "data/text"
 
 
-def main() -> None:
-    text = load_params()["text"]
+def main(params: dict, tracker) -> None:
+    text = params["text"]
     encoder = build_text_encoder(text)
     emb = class_embeddings(encoder, prompt=text["prompt"])
     save_embeddings(OUT, emb, embedding_meta(encoder, prompt=text["prompt"]))

@@ -66,3 +66,23 @@ class LogHook(Hook):
         if trainer.dist.is_main:
             parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()]
             log.info("%s epoch %d/%d: %s", trainer.task.name, logs["epoch"], trainer.epochs, " ".join(parts[1:]))
+
+
+class TrackingHook(Hook):
+    """Per-epoch metrics to an experiment tracker (anything with ``log_metrics(dict, step)``), the
+    epoch as the step. A resumed run sends its earlier epochs first, so its curves are whole."""
+
+    def __init__(self, tracker):
+        self.tracker = tracker
+
+    def _log(self, logs: dict) -> None:
+        self.tracker.log_metrics({k: v for k, v in logs.items() if k != "epoch"}, step=logs["epoch"])
+
+    def before_train(self, trainer) -> None:
+        if trainer.dist.is_main:
+            for logs in trainer.history:
+                self._log(logs)
+
+    def after_epoch(self, trainer, logs: dict) -> None:
+        if trainer.dist.is_main:
+            self._log(logs)

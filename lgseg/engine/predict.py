@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -41,4 +42,6 @@ def evaluate_model(model_path: Path, processed: Path, gt_dir: Path, pred_dir: Pa
         write_benchmark_file(Path(pred_dir) / f"{scene}.txt", index_to_raw(pred))
     conf, scenes = evaluate_dirs(pred_dir, gt_dir, scenes=[dataset.scenes[i] for i in range(len(dataset))],
                                  progress=progress)
-    return write_metrics(conf, metrics_json, per_class_csv, scenes=scenes)
+    stats = Path(processed) / "stats.json"  # train frequencies, for the long-tail view
+    counts = json.loads(stats.read_text())["train_points"] if stats.is_file() else None
+    return write_metrics(conf, metrics_json, per_class_csv, scenes=scenes, train_points=counts)

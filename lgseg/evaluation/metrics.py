@@ -117,21 +117,33 @@ def per_class_rows(conf) -> list[dict]:
     ]
 
 
-def write_per_class_csv(conf, csv_path: str | Path) -> None:
-    """Write the per-class table atomically; undefined scores are empty cells."""
+def write_per_class_csv(conf, csv_path: str | Path, train_points=None) -> None:
+    """Write the per-class table atomically; undefined scores are empty cells.
+
+    ``train_points`` (200 counts, e.g. stats.json's) adds a column for the long-tail view.
+    """
+    rows = per_class_rows(conf)
+    columns = CSV_COLUMNS
+    if train_points is not None:
+        if len(train_points) != NUM_CLASSES:
+            raise ValueError(f"train_points needs {NUM_CLASSES} counts, got {len(train_points)}")
+        columns += ("train_points",)
+        for row, n in zip(rows, train_points):
+            row["train_points"] = int(n)
     with atomic_file(csv_path) as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        for row in per_class_rows(conf):
-            writer.writerow(["" if row[col] is None else row[col] for col in CSV_COLUMNS])
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row[col] is None else row[col] for col in columns])
 
 
-def write_metrics(conf, json_path: str | Path, csv_path: str | Path | None = None, scenes: int = 0) -> dict:
+def write_metrics(conf, json_path: str | Path, csv_path: str | Path | None = None, scenes: int = 0,
+                  train_points=None) -> dict:
     """Write the summary JSON (and the per-class CSV if ``csv_path``) atomically; return the summary."""
     summary = summarize(conf, scenes=scenes)
     write_json(json_path, summary)
     if csv_path is not None:
-        write_per_class_csv(conf, csv_path)
+        write_per_class_csv(conf, csv_path, train_points)
     return summary
 
 

@@ -1,8 +1,8 @@
 """`dvc repro` on a copy of the project with a tiny synthetic set: the real DVC, the real stages."""
 
+import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,40 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import VENV_BIN, make_project, sh
+from mlflow.tracking import MlflowClient
 
 from lgseg.evaluation.benchmark import read_benchmark_file
 from lgseg.scannet.constants import VALID_CLASS_IDS
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = str(Path(sys.executable).parent)
 
-
-def sh(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": VENV_BIN + os.pathsep + os.environ["PATH"],
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}"
-    return r
+STAGES = ("download", "preprocess", "text-embed", "pretrain", "finetune", "evaluate")
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """A git + DVC repo holding the project's pipeline files, a 6-scene demo set, 1-epoch training."""
-    d = tmp_path_factory.mktemp("proj")
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy(ROOT / name, d / name)
-    for name in ("stages", "lgseg"):
-        shutil.copytree(ROOT / name, d / name, ignore=shutil.ignore_patterns("__pycache__"))
-    params = yaml.safe_load((d / "params.yaml").read_text())
-    params["data"]["synthetic"]["scenes"] = 6
-    for stage in ("pretrain", "finetune"):  # a smoke-sized run of the real stages
-        params[stage].update(epochs=1, val_every=1)
-    params["augment"]["crop_points"] = 4000
-    (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(["git", "init", "-q"], d)
-    sh(["dvc", "init", "-q"], d)
-    sh(["dvc", "config", "core.analytics", "false"], d)
-    return d
+    return make_project(tmp_path_factory.mktemp("proj"))
 
 
 def test_repro_runs_the_stages_and_is_then_up_to_date(project):
@@ -64,9 +43,56 @@ def test_repro_runs_the_stages_and_is_then_up_to_date(project):
         pred = read_benchmark_file(project / "predictions" / f"{scene}.txt")
         assert len(pred) == len(read_benchmark_file(project / "data/gt/val" / f"{scene}.txt"))
         assert np.isin(pred, VALID_CLASS_IDS).all()
-    assert len((project / "metrics/per_class.csv").read_text().splitlines()) == 201
+    with open(project / "metrics/per_class.csv") as f:  # the long-tail view's train frequencies
+        rows = list(csv.DictReader(f))
+    assert [int(r["train_points"]) for r in rows] == stats["train_points"]
     again = sh(["dvc", "repro"], project)
     assert "Running stage" not in again.stdout
+
+
+def test_each_stage_is_one_mlflow_run_in_the_repo_database(project):
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("lgseg")
+    stages = client.search_runs([exp.experiment_id], "tags.`lgseg.kind` = 'stage'")
+    assert sorted(r.data.tags["lgseg.stage"] for r in stages) == sorted(STAGES)
+    assert {r.info.status for r in stages} == {"FINISHED"}
+    assert len({r.data.tags["mlflow.parentRunId"] for r in stages}) == 1  # one pipeline execution
+    ev = next(r for r in stages if r.data.tags["lgseg.stage"] == "evaluate")
+    assert ev.data.metrics["all.miou"] == pytest.approx(
+        json.loads((project / "metrics/evaluate.json").read_text())["all"]["miou"])
+    assert {a.path for a in client.list_artifacts(ev.info.run_id, "plots")} == {"plots/per_class.png"}
+
+
+def test_plots_show_renders_curves_and_the_long_tail(project):
+    plots = json.loads(sh(["dvc", "plots", "show", "--json"], project).stdout)["data"]
+    long_tail = plots["long tail, per-class IoU against train frequency"][0]["content"]
+    assert len(long_tail["data"]["values"]) == 200
+    assert long_tail["encoding"]["x"]["scale"] == {"type": "log"} and long_tail["encoding"]["color"]["field"] == "split"
+    for name in ("pretrain loss and zero-shot val mIoU", "finetune loss and val mIoU"):
+        assert {v["epoch"] for v in plots[name][0]["content"]["data"]["values"]} == {"1"}
+
+
+@pytest.mark.parametrize("key, value, stages", [
+    ("loss.gamma", 1.0, {"finetune"}),  # evaluate follows through models/finetune.pt
+    ("data.voxel_size", 0.1, {"pretrain", "finetune"}),
+    ("text.prompt", "a {} in a scene", {"text-embed"}),
+    ("data.synthetic.seed", 1, {"download"}),
+    ("evaluate.split", "test", {"evaluate"}),
+    ("tracking.uri", "http://127.0.0.1:1", set()),  # where runs are logged changes no result
+])
+def test_a_param_invalidates_only_the_stages_that_read_it(project, key, value, stages):
+    original = (project / "params.yaml").read_text()
+    p = yaml.safe_load(original)
+    *path, leaf = key.split(".")
+    node = p
+    for part in path:
+        node = node[part]
+    node[leaf] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    try:
+        assert set(json.loads(sh(["dvc", "status", "--json"], project).stdout)) == stages
+    finally:
+        (project / "params.yaml").write_text(original)
 
 
 def test_ground_truth_through_the_pipeline_scores_100(project):

@@ -1,0 +1,79 @@
+"""PNG charts of the pipeline's plot files, for MLflow and reports (DVC renders the same CSVs itself).
+
+``render_plot(csv, png)`` recognises a training curve (an ``epoch`` column) and the per-class
+table (``iou`` and ``split`` columns; a long-tail view when ``train_points`` is there).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+SPLIT_COLOURS = {"head": "#1f77b4", "common": "#ff7f0e", "tail": "#d62728"}
+
+
+def _read(path: str | Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _floats(rows: list[dict], key: str, by: str) -> tuple[list[float], list[float]]:
+    pairs = [(float(r[by]), float(r[key])) for r in rows if r.get(key) not in (None, "") and r.get(by) not in (None, "")]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _figure(ncols: int = 1):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(5.5 * ncols, 4), squeeze=False)
+    return plt, fig, axes[0]
+
+
+def training_curves(rows: list[dict], png: str | Path, title: str = "") -> None:
+    """Loss per epoch (left) and the validation mIoUs (right)."""
+    plt, fig, (ax_loss, ax_val) = _figure(2)
+    ax_loss.plot(*_floats(rows, "loss", "epoch"), marker=".")
+    ax_loss.set(xlabel="epoch", ylabel="train loss", title="loss")
+    for key in [k for k in rows[0] if k.startswith("val_miou")]:
+        x, y = _floats(rows, key, "epoch")
+        if x:
+            ax_val.plot(x, y, marker="o", label=key.removeprefix("val_").replace("_", " "))
+    ax_val.set(xlabel="epoch", ylabel="%", title="validation mIoU")
+    if ax_val.lines:
+        ax_val.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def long_tail(rows: list[dict], png: str | Path, title: str = "per-class IoU against train frequency") -> None:
+    """Per-class IoU against the class's number of train points (log scale), head/common/tail coloured."""
+    plt, fig, (ax,) = _figure()
+    for split, colour in SPLIT_COLOURS.items():
+        sel = [r for r in rows if r["split"] == split and r["iou"] != "" and float(r.get("train_points") or 0) > 0]
+        ax.scatter([float(r["train_points"]) for r in sel], [float(r["iou"]) for r in sel], s=14, c=colour,
+                   label=f"{split} ({len(sel)} classes)", alpha=0.8)
+    ax.set_xscale("log")
+    ax.set(xlabel="train points of the class (log)", ylabel="IoU (%)", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def render_plot(csv_path: str | Path, png: str | Path) -> bool:
+    """Render a known plot CSV to ``png``; False for a file of another shape (or an empty one)."""
+    rows = _read(csv_path)
+    if not rows:
+        return False
+    if "epoch" in rows[0] and "loss" in rows[0]:
+        training_curves(rows, png, title=Path(csv_path).stem.replace("_", " "))
+        return True
+    if {"iou", "split", "train_points"} <= rows[0].keys():
+        long_tail(rows, png)
+        return True
+    return False

@@ -1,0 +1,43 @@
+"""A copy of the project in a temp git + DVC repo, with a tiny synthetic set and 1-epoch training."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+def sh(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command as a user would in the activated environment (stages call `python`)."""
+    env = {**(os.environ if env is None else env), "PATH": VENV_BIN + os.pathsep + os.environ["PATH"],
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check:
+        assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+def make_project(d: Path, scenes: int = 6) -> Path:
+    """The project's pipeline files and package in ``d``; smoke-sized params; git and DVC initialised."""
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(ROOT / name, d / name)
+    for name in ("stages", "lgseg"):
+        shutil.copytree(ROOT / name, d / name, ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((d / "params.yaml").read_text())
+    params["data"]["synthetic"]["scenes"] = scenes
+    for stage in ("pretrain", "finetune"):  # a smoke-sized run of the real stages
+        params[stage].update(epochs=1, val_every=1)
+    params["augment"]["crop_points"] = 4000
+    (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (d / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n__pycache__/\n")
+    sh(["git", "init", "-q", "-b", "main"], d)
+    sh(["dvc", "init", "-q"], d)
+    sh(["dvc", "config", "core.analytics", "false"], d)
+    sh(["dvc", "config", "core.autostage", "true"], d)
+    shutil.copytree(ROOT / ".dvc/plots", d / ".dvc/plots")
+    return d
