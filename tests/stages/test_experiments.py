@@ -1,0 +1,171 @@
+"""Experiments as researchers run them: `dvc exp run -S`, the queue, apply and branch, with every
+stage logged to MLflow: a real `mlflow server` on 127.0.0.1 (checked through its REST API) and the
+default SQLite database at the repository root (for queued experiments, which run in a copy)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from conftest import make_project, sh
+from mlflow.tracking import MlflowClient
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`mlflow server` on a free local port; stopped by its PID (and its workers by its group)."""
+    d = tmp_path_factory.mktemp("mlflow")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{d / 'server.db'}", "--artifacts-destination", str(d / "artifacts")],
+        cwd=d, stdout=open(d / "server.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None and time.time() < deadline, (d / "server.log").read_text()[-3000:]
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    d = make_project(tmp_path_factory.mktemp("exp"))
+    sh(["git", "add", "-A"], d)
+    sh(["git", "commit", "-qm", "pipeline"], d)
+    return d
+
+
+def env_without_tracking() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+
+
+def exp_table(project) -> dict:
+    """name -> (params.yaml, metrics/evaluate.json) of each experiment, from `dvc exp show --json`."""
+    table = {}
+    for base in json.loads(sh(["dvc", "exp", "show", "--json"], project).stdout):
+        for exp in base.get("experiments") or []:
+            rev = exp["revs"][0]
+            data = rev["data"]
+            table[rev["name"]] = (data["params"]["params.yaml"]["data"],
+                                  data["metrics"]["metrics/evaluate.json"]["data"])
+    return table
+
+
+def api(url, endpoint, **body):
+    r = requests.post(f"{url}/api/2.0/mlflow/{endpoint}", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def search(url, exp_id, filt):
+    return api(url, "runs/search", experiment_ids=[exp_id], filter=filt, max_results=100).get("runs", [])
+
+
+def test_two_experiments_reach_the_mlflow_server(project, server):
+    env = {**env_without_tracking(), "MLFLOW_TRACKING_URI": server}
+    first = sh(["dvc", "exp", "run", "-n", "gamma1", "-S", "loss.gamma=1"], project, env=env)
+    assert first.stdout.count("Running stage") == 6
+    second = sh(["dvc", "exp", "run", "-n", "gamma3", "-S", "loss.gamma=3"], project, env=env)
+    ran = {line.split("'")[1] for line in second.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"finetune", "evaluate"}  # loss.gamma touches nothing upstream
+
+    table = exp_table(project)
+    assert table["gamma1"][0]["loss"]["gamma"] == 1 and table["gamma3"][0]["loss"]["gamma"] == 3
+
+    exp_id = requests.get(f"{server}/api/2.0/mlflow/experiments/get-by-name",
+                          params={"experiment_name": "lgseg"}, timeout=30).json()["experiment"]["experiment_id"]
+    commit = sh(["git", "rev-parse", "HEAD"], project).stdout.strip()
+    stages = {"gamma1": {"download", "preprocess", "text-embed", "pretrain", "finetune", "evaluate"},
+              "gamma3": {"finetune", "evaluate"}}
+    for name, gamma in (("gamma1", "1"), ("gamma3", "3")):
+        runs = search(server, exp_id, f"tags.`dvc.exp_name` = '{name}'")
+        by_kind = {}
+        for r in runs:
+            tags = {t["key"]: t["value"] for t in r["data"]["tags"]}
+            assert r["info"]["status"] == "FINISHED"
+            assert tags["mlflow.source.git.commit"] == commit
+            by_kind.setdefault(tags["lgseg.kind"], {})[tags.get("lgseg.stage", "pipeline")] = (r, tags)
+        assert set(by_kind["stage"]) == stages[name] and len(by_kind["pipeline"]) == 1
+        parent, _ = by_kind["pipeline"]["pipeline"]
+        assert {t["mlflow.parentRunId"] for _, t in by_kind["stage"].values()} == {parent["info"]["run_id"]}
+
+        ft, _ = by_kind["stage"]["finetune"]
+        params = {p["key"]: p["value"] for p in ft["data"]["params"]}
+        assert params["loss.gamma"] == gamma and params["finetune.epochs"] == "1" and "text.encoder" not in params
+        history = requests.get(f"{server}/api/2.0/mlflow/metrics/get-history", timeout=30,
+                               params={"run_id": ft["info"]["run_id"], "metric_key": "loss"}).json()["metrics"]
+        assert [m["step"] for m in history] == [1]
+        ev, _ = by_kind["stage"]["evaluate"]
+        miou = {m["key"]: m["value"] for m in ev["data"]["metrics"]}["all.miou"]
+        assert miou == pytest.approx(table[name][1]["all"]["miou"])
+        parent_metrics = {m["key"]: m["value"] for m in parent["data"]["metrics"]}
+        assert parent_metrics["evaluate/all.miou"] == pytest.approx(miou)
+        assert {p["key"]: p["value"] for p in parent["data"]["params"]}["loss.gamma"] == gamma
+
+
+def test_queued_experiments_run_in_copies_and_log_to_the_repo_database(project):
+    env = env_without_tracking()
+    sh(["dvc", "exp", "apply", "gamma1"], project, env=env)  # the baseline for the queue: gamma1's results
+    sh(["git", "add", "-A"], project)
+    sh(["git", "commit", "-qm", "gamma1 results"], project)
+    for name, gamma in (("q0", 0), ("q5", 5)):
+        sh(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"loss.gamma={gamma}"], project, env=env)
+    sh(["dvc", "queue", "start"], project, env=env)
+    deadline = time.time() + 600
+    while True:
+        status = sh(["dvc", "queue", "status"], project, env=env).stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        assert time.time() < deadline, status
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+    table = exp_table(project)
+    assert table["q0"][0]["loss"]["gamma"] == 0 and table["q5"][0]["loss"]["gamma"] == 5
+
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")  # not the copies' own directories
+    exp = client.get_experiment_by_name("lgseg")
+    for name in ("q0", "q5"):
+        runs = client.search_runs([exp.experiment_id], f"tags.`dvc.exp_name` = '{name}' and tags.`lgseg.kind` = 'stage'")
+        assert {"finetune", "evaluate"} <= {r.data.tags["lgseg.stage"] for r in runs}
+        assert {r.info.status for r in runs} == {"FINISHED"}
+        ev = next(r for r in runs if r.data.tags["lgseg.stage"] == "evaluate")
+        assert ev.data.metrics["all.miou"] == pytest.approx(table[name][1]["all"]["miou"])
+        assert ev.info.artifact_uri.startswith((project / "mlartifacts").as_uri())
+
+
+def test_exp_apply_and_branch(project):
+    env = env_without_tracking()
+    table = exp_table(project)
+    sh(["dvc", "exp", "apply", "q5"], project, env=env)
+    assert yaml.safe_load((project / "params.yaml").read_text())["loss"]["gamma"] == 5
+    applied = json.loads((project / "metrics/evaluate.json").read_text())
+    assert applied["all"]["miou"] == pytest.approx(table["q5"][1]["all"]["miou"])
+    sh(["dvc", "exp", "branch", "q0", "gamma0"], project, env=env)
+    assert yaml.safe_load(sh(["git", "show", "gamma0:params.yaml"], project).stdout)["loss"]["gamma"] == 0
+    branch_metrics = json.loads(sh(["git", "show", "gamma0:metrics/evaluate.json"], project).stdout)
+    assert branch_metrics["all"]["miou"] == pytest.approx(table["q0"][1]["all"]["miou"])
