@@ -18,7 +18,8 @@ def _read(path: str | Path) -> list[dict]:
 
 
 def _floats(rows: list[dict], key: str, by: str) -> tuple[list[float], list[float]]:
-    pairs = [(float(r[by]), float(r[key])) for r in rows if r.get(key) not in (None, "") and r.get(by) not in (None, "")]
+    pairs = [(float(r[by]), float(r[key])) for r in rows
+             if r.get(key) not in (None, "") and r.get(by) not in (None, "")]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 

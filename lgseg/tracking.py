@@ -196,8 +196,9 @@ class StageTracker(NullTracker):
             fn(*args)
         except Exception as e:  # the store is down or refuses: the stage's own files are unaffected
             self.enabled = False
+            first_line = (str(e).splitlines() or [""])[0][:300]
             log.warning("MLflow tracking at %s failed (%s: %s); the stage goes on without it and its "
-                        "metrics still go to DVC's files", self.uri, type(e).__name__, str(e).splitlines()[0][:300])
+                        "metrics still go to DVC's files", self.uri, type(e).__name__, first_line)
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         self._safely(self._log_metrics, metrics, step)

@@ -3,9 +3,9 @@
 from common import run, write_final_metrics
 
 from lgseg.config import training_config
-from lgseg.errors import LgsegError
 from lgseg.engine.hooks import TrackingHook
 from lgseg.engine.launch import TrainPaths, run_training
+from lgseg.errors import LgsegError
 
 
 def main(params: dict, tracker) -> None:

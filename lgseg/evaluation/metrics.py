@@ -128,7 +128,7 @@ def write_per_class_csv(conf, csv_path: str | Path, train_points=None) -> None:
         if len(train_points) != NUM_CLASSES:
             raise ValueError(f"train_points needs {NUM_CLASSES} counts, got {len(train_points)}")
         columns += ("train_points",)
-        for row, n in zip(rows, train_points):
+        for row, n in zip(rows, train_points, strict=True):
             row["train_points"] = int(n)
     with atomic_file(csv_path) as f:
         writer = csv.writer(f, lineterminator="\n")

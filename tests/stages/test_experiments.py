@@ -150,7 +150,8 @@ def test_queued_experiments_run_in_copies_and_log_to_the_repo_database(project):
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")  # not the copies' own directories
     exp = client.get_experiment_by_name("lgseg")
     for name in ("q0", "q5"):
-        runs = client.search_runs([exp.experiment_id], f"tags.`dvc.exp_name` = '{name}' and tags.`lgseg.kind` = 'stage'")
+        runs = client.search_runs([exp.experiment_id],
+                                  f"tags.`dvc.exp_name` = '{name}' and tags.`lgseg.kind` = 'stage'")
         assert {"finetune", "evaluate"} <= {r.data.tags["lgseg.stage"] for r in runs}
         assert {r.info.status for r in runs} == {"FINISHED"}
         ev = next(r for r in runs if r.data.tags["lgseg.stage"] == "evaluate")

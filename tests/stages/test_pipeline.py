@@ -16,7 +16,6 @@ from mlflow.tracking import MlflowClient
 from lgseg.evaluation.benchmark import read_benchmark_file
 from lgseg.scannet.constants import VALID_CLASS_IDS
 
-
 STAGES = ("download", "preprocess", "text-embed", "pretrain", "finetune", "evaluate")
 
 
