@@ -117,9 +117,6 @@ class StageTracker(NullTracker):
         self._logged: set[str] = set()
         for k, v in _HTTP_DEFAULTS.items():
             os.environ.setdefault(k, v)
-        # their INFO lines (schema migrations) and urllib3's retry warnings are noise in a stage log
-        for name, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING), ("urllib3", logging.ERROR)):
-            logging.getLogger(name).setLevel(level)
         self._safely(self._start, params, stage_params, cfg.get("experiment") or "lgseg")
 
     # ---- set-up --------------------------------------------------------------------------------
@@ -127,6 +124,10 @@ class StageTracker(NullTracker):
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
+        # after mlflow's import, which sets its own levels: its INFO lines (schema migrations) and
+        # urllib3's retry warnings are noise in a stage log
+        for name, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING), ("urllib3", logging.ERROR)):
+            logging.getLogger(name).setLevel(level)
         self.client = MlflowClient(self.uri)
         exp_id = self._experiment(experiment)
         self._reap_dead_runs(exp_id)
