@@ -18,10 +18,44 @@ def _synth(a: argparse.Namespace) -> None:
 
 
 def _preprocess(a: argparse.Namespace) -> None:
+    from lgseg.data.instances import export_instance_bank, resolve_classes
     from lgseg.scannet.preprocess import preprocess
 
-    report = preprocess(a.raw, a.out, workers=a.workers, keep_going=a.keep_going)
+    try:
+        classes = resolve_classes(a.bank_classes.split(",") if "," in a.bank_classes else a.bank_classes)
+    except ValueError as e:
+        raise LgsegError(f"--bank-classes: {e}") from None
+    annotation = {"fraction": a.annotated, "rule": a.annotation_rule, "seed": a.seed}
+    report = preprocess(a.raw, a.out, workers=a.workers, keep_going=a.keep_going, annotation=annotation)
     print(f"preprocessed {len(report.done)} scene(s) into {a.out}")
+    if a.bank:
+        meta = export_instance_bank(a.out, a.bank, classes)
+        print(f"instance bank: {meta['instances']} instance(s) of {len(meta['per_class'])} class(es) in {a.bank}")
+
+
+def _queue(a: argparse.Namespace) -> None:
+    import subprocess
+
+    from lgseg.report import EXPERIMENTS, queue
+
+    for which in (EXPERIMENTS if a.which == "all" else [a.which]):
+        names = queue(which)
+        print(f"queued {which}: {', '.join(names)}")
+    if a.start:
+        subprocess.run([sys.executable, "-m", "dvc", "queue", "start"], check=True)
+        print("running; follow with `dvc queue status`, then `lgseg report`")
+    else:
+        print("run them with `dvc queue start`, follow with `dvc queue status`, then `lgseg report`")
+
+
+def _report(a: argparse.Namespace) -> None:
+    import json
+
+    from lgseg.report import exp_show_json, write_report
+
+    exp_show = json.loads(a.exp_json.read_text()) if a.exp_json else exp_show_json()
+    for name, path in write_report(a.out, exp_show).items():
+        print(f"wrote {path}")
 
 
 def _export_gt(a: argparse.Namespace) -> None:
@@ -63,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--keep-going", action="store_true", help="finish the other scenes when one fails")
+    s.add_argument("--annotated", type=float, default=1.0, metavar="FRACTION",
+                   help="keep the labels of this fraction of each train object's points (default 1: all)")
+    s.add_argument("--annotation-rule", default="paper", choices=["paper", "reference"])
+    s.add_argument("--seed", type=int, default=0, help="seed of the limited annotations")
+    s.add_argument("--bank", type=Path, help="also export the instance bank here")
+    s.add_argument("--bank-classes", default="tail", help="head, common, tail, all or comma-separated names")
     s.set_defaults(func=_preprocess)
 
     s = sub.add_parser("export-gt", help="ground truth as official ScanNet200 benchmark files")
@@ -77,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     s.add_argument("--per-class", type=Path, help="per-class CSV to write")
     s.set_defaults(func=_evaluate)
+
+    s = sub.add_parser("queue", help="queue the DVC experiments of the paper's Table 1 or Fig. 5")
+    s.add_argument("which", choices=["table1", "fig5", "all"])
+    s.add_argument("--start", action="store_true", help="also start the queue (dvc queue start)")
+    s.set_defaults(func=_queue)
+
+    s = sub.add_parser("report", help="Table 1 and Fig. 5 (Markdown + PNG) from the DVC experiments")
+    s.add_argument("--out", type=Path, default=Path("reports"))
+    s.add_argument("--exp-json", type=Path, help="`dvc exp show --json` output to read instead of running it")
+    s.set_defaults(func=_report)
     return p
 
 

@@ -15,4 +15,5 @@ def training_config(params: dict, stage: str) -> dict:
     cfg["augment"] = params["augment"]
     if stage == "finetune":
         cfg["loss"] = params["loss"]
+        cfg["instance_sampling"] = params.get("instance_sampling") or {"enabled": False}
     return cfg

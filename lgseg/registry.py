@@ -36,6 +36,11 @@ class Registry:
             raise ValueError(f"{self.name}.type must be one of {', '.join(self._builders)}, not {key!r}")
         return self._builders[key]
 
+    def cfg_keys(self, key: str) -> tuple[str, ...]:
+        """The cfg keys builder ``key`` accepts (besides ``type``)."""
+        params = inspect.signature(self.get(key)).parameters.values()
+        return tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
+
     def build(self, cfg: Mapping[str, Any], **context: Any) -> Any:
         """Build from ``cfg``; pass each ``context`` entry the builder declares keyword-only.
 

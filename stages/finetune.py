@@ -14,7 +14,7 @@ def main(params: dict, tracker) -> None:
         raise LgsegError(f"params.yaml: finetune.init must be 'pretrained' or 'scratch', not {init!r}")
     paths = TrainPaths(processed="data/processed", checkpoint="checkpoints/finetune/state.pt",
                        model="models/finetune.pt", curve="metrics/finetune_curve.csv",
-                       embeddings="data/text", stats="data/processed/stats.json",
+                       embeddings="data/text", stats="data/processed/stats.json", instances="data/instances",
                        init="models/pretrain.pt" if init == "pretrained" else None)
     result = run_training("finetune", training_config(params, "finetune"), paths, [TrackingHook(tracker)])
     write_final_metrics("metrics/finetune.json", result)

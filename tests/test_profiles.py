@@ -87,3 +87,10 @@ def test_paper_profile_builds_its_models(clip_embeddings):
     assert not report["mismatched"] and not report["unused"]
     scratch = build_model({"name": "Res16UNet34C"}, feature_dim=None, num_classes=NUM_CLASSES)
     assert sum(p.numel() for p in scratch.parameters()) == 37_864_104
+
+
+def test_paper_profile_samples_tail_instances_as_the_reference():
+    ref = REF["finetune"]["instance_sampling"]
+    opts = PAPER["instance_sampling"]
+    assert opts["enabled"] and opts["classes"] == "tail"
+    assert opts["per_scene"] == ref["num_instances_per_scene"] and opts["tries"] == ref["max_placing_iterations"]

@@ -36,6 +36,8 @@ class ScanNetDataset(Dataset):
     DataLoader workers, ``set_epoch`` does not reach the workers' copies: use non-persistent ones.)
 
     ``ignore_classes``: class indices whose labels become -1 (e.g. held-out classes).
+    ``instance_sampler``: training only, pastes instances into each scene before the augmentations
+    (``lgseg.data.instance_sampling.InstanceSampler``).
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class ScanNetDataset(Dataset):
         random_translation: int = 100,
         seed: int = 0,
         ignore_classes: Sequence[int] | None = None,
+        instance_sampler=None,
     ) -> None:
         if voxel_size <= 0:
             raise ValueError(f"voxel_size must be > 0, not {voxel_size}")
@@ -69,6 +72,7 @@ class ScanNetDataset(Dataset):
         self.ignore_classes = (None if ignore_classes is None
                                else np.asarray(sorted(ignore_classes), dtype=np.int64))
         self.scenes = self._find_scenes(scenes)
+        self.instance_sampler = instance_sampler if self.train else None
 
     def _find_scenes(self, wanted: Sequence[str] | None) -> list[str]:
         found = []
@@ -118,6 +122,16 @@ class ScanNetDataset(Dataset):
             label[np.isin(label, self.ignore_classes)] = IGNORE_INDEX
         return arrays
 
+    def _instances(self, scene: str, n: int) -> np.ndarray:
+        path = self.split_dir / scene / "instance.npy"
+        if not path.is_file():
+            raise InputError(path, "file missing (instance sampling needs the scene's objects)", _PREPROCESS_FIX,
+                             scene=scene)
+        instance = np.load(path)
+        if instance.shape != (n,):
+            raise InputError(path, f"shape {instance.shape}, expected ({n},)", _PREPROCESS_FIX, scene=scene)
+        return instance
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         scene = self.scenes[index % len(self.scenes)]
         data = self.load_scene(scene)
@@ -126,6 +140,8 @@ class ScanNetDataset(Dataset):
 
         sample = {"coord": np.asarray(data["coord"], dtype=np.float64),
                   "color": np.asarray(data["color"], dtype=np.float32), "label": data["label"]}
+        if self.instance_sampler is not None:
+            sample, _ = self.instance_sampler(sample, self._instances(scene, num_points), rng)
         sample = self.transforms(sample, rng)
         vox = voxelize(sample["coord"], self.voxel_size, rng)
 

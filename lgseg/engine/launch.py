@@ -17,6 +17,8 @@ from threadpoolctl import threadpool_limits
 from torch.utils.data import DataLoader, DistributedSampler
 
 from lgseg.data import CollateFn, ScanNetDataset
+from lgseg.data.instance_sampling import InstanceSampler
+from lgseg.data.instances import InstanceBank
 from lgseg.engine.checkpoint import load_checkpoint, load_model, save_model, seed_everything
 from lgseg.engine.distributed import barrier, cleanup, init_distributed
 from lgseg.engine.hooks import CheckpointHook, CurveHook, LogHook
@@ -24,7 +26,7 @@ from lgseg.engine.optim import build_optimizer, build_scheduler
 from lgseg.engine.samplers import ShardSampler
 from lgseg.engine.tasks import FinetuneTask, PretrainTask
 from lgseg.engine.trainer import Trainer
-from lgseg.errors import InputError
+from lgseg.errors import InputError, LgsegError
 from lgseg.losses import build_loss
 from lgseg.models import build_model, transfer_weights
 from lgseg.scannet.constants import NUM_CLASSES
@@ -43,6 +45,7 @@ class TrainPaths:
     embeddings: Path | None = None  # text embeddings dir (pretraining; fine-tune head-free init)
     init: Path | None = None  # pretrained model to start fine-tuning from (None = scratch)
     stats: Path | None = None  # stats.json (class counts for class-balanced losses)
+    instances: Path | None = None  # instance bank (instance sampling while fine-tuning)
 
 
 def _fingerprint(kind: str, cfg: dict) -> str:
@@ -54,7 +57,8 @@ def _loaders(cfg: dict, paths: TrainPaths, dist, ignore_classes=None):
     translation = augment.pop("random_translation", 100)
     common = dict(voxel_size=cfg["voxel_size"], seed=cfg["seed"], ignore_classes=ignore_classes)
     train_set = ScanNetDataset(paths.processed, "train", transforms_cfg=augment, train=True,
-                               random_translation=translation, **common)
+                               random_translation=translation, instance_sampler=_instance_sampler(cfg, paths),
+                               **common)
     val_set = ScanNetDataset(paths.processed, "val", train=False, **common)
     sampler = DistributedSampler(train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
                                  seed=cfg["seed"], drop_last=False)
@@ -66,6 +70,20 @@ def _loaders(cfg: dict, paths: TrainPaths, dist, ignore_classes=None):
     val = DataLoader(val_set, batch_size=1, sampler=ShardSampler(len(val_set), dist.rank, dist.world_size),
                      num_workers=workers, collate_fn=CollateFn(None), worker_init_fn=_single_blas_thread)
     return train, val
+
+
+def _instance_sampler(cfg: dict, paths: TrainPaths):
+    opts = dict(cfg.get("instance_sampling") or {})
+    if not opts.pop("enabled", False):
+        return None
+    if paths.instances is None:
+        raise InputError(None, "instance_sampling.enabled is true but this stage has no instance bank")
+    opts.pop("classes", None)  # chose the bank's contents at preprocessing
+    bank = InstanceBank(paths.instances)
+    try:
+        return InstanceSampler(bank, resolution=cfg["voxel_size"], **opts)
+    except (TypeError, ValueError) as e:  # unknown key or bad value
+        raise LgsegError(f"params.yaml: instance_sampling: {e}") from None
 
 
 def _single_blas_thread(_worker_id: int) -> None:

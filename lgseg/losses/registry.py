@@ -57,5 +57,13 @@ def _build_contrastive(t_pos: float = 0.0, t_neg: float = 0.6, neg_weight: float
 
 
 def build_loss(cfg: Mapping[str, Any], class_counts: Sequence[int] | None = None) -> nn.Module:
-    """The loss described by ``cfg`` (params.yaml); ``class_counts`` is needed by "cb_focal"."""
+    """The loss described by ``cfg`` (params.yaml); ``class_counts`` is needed by "cb_focal".
+
+    One params.yaml section serves every type, so the options of other loss types (``gamma`` when
+    the type is ``ce``) are left unused; a key that no loss type takes is still an error.
+    """
+    if isinstance(cfg, Mapping) and cfg.get("type") in LOSSES.keys():
+        accepted = set(LOSSES.cfg_keys(cfg["type"]))
+        others = {k for t in LOSSES.keys() for k in LOSSES.cfg_keys(t)} - accepted
+        cfg = {k: v for k, v in cfg.items() if k not in others}
     return LOSSES.build(cfg, class_counts=class_counts)

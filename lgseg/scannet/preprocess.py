@@ -18,6 +18,8 @@ from tqdm import tqdm
 
 from lgseg.errors import InputError, LgsegError
 from lgseg.fileio import atomic_dir, write_json
+from lgseg.scannet.annotation import RULES as ANNOTATION_RULES
+from lgseg.scannet.annotation import limit_annotations
 from lgseg.scannet.constants import CLASS_NAMES, NUM_CLASSES, VALID_CLASS_IDS
 from lgseg.scannet.labels import LabelTable, vertex_segment200
 from lgseg.scannet.raw import LABELS_TSV, read_scene
@@ -42,8 +44,13 @@ class PreprocessReport:
     failed: list[SceneResult] = field(default_factory=list)
 
 
-def process_scene(raw_dir: Path, out_dir: Path, scene: str, split: str, table: LabelTable | None) -> SceneResult:
-    """Read, label and write one scene; test scenes (no annotations) get geometry only."""
+def process_scene(raw_dir: Path, out_dir: Path, scene: str, split: str, table: LabelTable | None,
+                  annotation: dict | None = None) -> SceneResult:
+    """Read, label and write one scene; test scenes (no annotations) get geometry only.
+
+    ``annotation`` (``fraction``, ``rule``, ``seed``; see ``lgseg.scannet.annotation``) limits the
+    labels of train scenes to a fraction of each object's points.
+    """
     annotated = split != "test"
     raw = read_scene(raw_dir, scene, annotations=annotated)
     result = SceneResult(scene, split, raw.num_vertices)
@@ -52,6 +59,9 @@ def process_scene(raw_dir: Path, out_dir: Path, scene: str, split: str, table: L
         np.save(tmp / "color.npy", raw.color)
         if annotated:
             segment, instance = vertex_segment200(raw, table)
+            if split == "train" and annotation and annotation["fraction"] < 1:
+                segment = limit_annotations(segment, raw.coord, instance, annotation["fraction"],
+                                            annotation["rule"], annotation["seed"], scene)
             np.save(tmp / "segment200.npy", segment)
             np.save(tmp / "instance.npy", instance)
             result.class_points, result.class_instances = _class_counts(segment, instance)
@@ -77,20 +87,30 @@ def _init_worker(table: LabelTable) -> None:
 
 
 def _worker(args) -> SceneResult:
-    raw_dir, out_dir, scene, split = args
+    raw_dir, out_dir, scene, split, annotation = args
     try:
-        return process_scene(raw_dir, out_dir, scene, split, _TABLE)
+        return process_scene(raw_dir, out_dir, scene, split, _TABLE, annotation)
     except LgsegError as e:
         return SceneResult(scene, split, error=str(e))
 
 
 def preprocess(raw_dir: str | Path, out_dir: str | Path, workers: int = 1, keep_going: bool = False,
-               splits: tuple[str, ...] = ("train", "val", "test"), progress: bool = True) -> PreprocessReport:
-    """Preprocess every scene of the split lists. Raises LgsegError naming each failed scene."""
+               splits: tuple[str, ...] = ("train", "val", "test"), progress: bool = True,
+               annotation: dict | None = None) -> PreprocessReport:
+    """Preprocess every scene of the split lists. Raises LgsegError naming each failed scene.
+
+    ``annotation``: limited annotations of the train scenes (``fraction``, ``rule``, ``seed``).
+    """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    if annotation:
+        annotation = {"fraction": float(annotation.get("fraction", 1.0)),
+                      "rule": annotation.get("rule", "paper"), "seed": int(annotation.get("seed", 0))}
+        if not 0 < annotation["fraction"] <= 1 or annotation["rule"] not in ANNOTATION_RULES:
+            raise LgsegError(f"annotation.fraction must be in (0, 1] and annotation.rule one of "
+                             f"{', '.join(ANNOTATION_RULES)}, not {annotation}")
     table = LabelTable.read(raw_dir / LABELS_TSV)
     lists = scene_splits(raw_dir)
-    jobs = [(raw_dir, out_dir, s, split) for split in splits for s in lists[split]]
+    jobs = [(raw_dir, out_dir, s, split, annotation) for split in splits for s in lists[split]]
     if not jobs:
         raise InputError(raw_dir, "no scenes listed in the split files", "check scannetv2_*.txt")
     report = PreprocessReport()
@@ -106,7 +126,7 @@ def preprocess(raw_dir: str | Path, out_dir: str | Path, workers: int = 1, keep_
                 raise LgsegError(f"preprocessing failed: {res.error}\n(--keep-going processes the other "
                                  "scenes and lists every failure)")
     bar.close()
-    write_json(out_dir / "stats.json", _stats(report))
+    write_json(out_dir / "stats.json", {**_stats(report), "annotation": annotation or {"fraction": 1.0}})
     if report.failed:
         lines = "\n".join(f"  {r.error}" for r in sorted(report.failed, key=lambda r: r.scene))
         raise LgsegError(f"{len(report.failed)} of {len(jobs)} scene(s) failed; the others were "

@@ -52,8 +52,16 @@ def test_bad_key_names_key_and_allowed():
     assert "loss.gama" in str(e.value) and "allowed keys: type, gamma" in str(e.value)
     with pytest.raises(ValueError, match="loss.class_counts is not a key"):  # context, not a cfg key
         build_loss({"type": "cb_focal", "class_counts": COUNTS})
-    with pytest.raises(ValueError, match="loss.gamma is not a key of loss type 'ce'"):
-        build_loss({"type": "ce", "gamma": 2})
+    with pytest.raises(ValueError, match="loss.gama is not a key of loss type 'ce'"):
+        build_loss({"type": "ce", "gama": 2})
+
+
+def test_one_section_serves_every_type():
+    # params.yaml keeps gamma and alpha_norm when `-S loss.type=ce` switches to cross entropy
+    section = {"type": "cb_focal", "gamma": 2.0, "alpha_norm": "mean"}
+    assert isinstance(build_loss({**section, "type": "ce"}), CrossEntropy)
+    assert build_loss({**section, "type": "focal"}).gamma == 2.0
+    assert build_loss(section, class_counts=COUNTS).gamma == 2.0
 
 
 def test_bad_values():

@@ -4,6 +4,7 @@ default SQLite database at the repository root (for queued experiments, which ru
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -76,6 +77,18 @@ def exp_table(project) -> dict:
     return table
 
 
+def wait_for_queue(project, env, timeout=900) -> str:
+    """Poll `dvc queue status` until nothing is queued or running; every task must have succeeded."""
+    deadline = time.time() + timeout
+    while True:
+        status = sh(["dvc", "queue", "status"], project, env=env).stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            assert "Failed" not in status, status
+            return status
+        assert time.time() < deadline, status
+        time.sleep(3)
+
+
 def api(url, endpoint, **body):
     r = requests.post(f"{url}/api/2.0/mlflow/{endpoint}", json=body, timeout=30)
     assert r.status_code == 200, r.text
@@ -136,13 +149,7 @@ def test_queued_experiments_run_in_copies_and_log_to_the_repo_database(project):
     for name, gamma in (("q0", 0), ("q5", 5)):
         sh(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"loss.gamma={gamma}"], project, env=env)
     sh(["dvc", "queue", "start"], project, env=env)
-    deadline = time.time() + 600
-    while True:
-        status = sh(["dvc", "queue", "status"], project, env=env).stdout
-        if not any(word in status for word in ("Queued", "Running")):
-            break
-        assert time.time() < deadline, status
-        time.sleep(3)
+    status = wait_for_queue(project, env)
     assert status.count("Success") == 2, status
     table = exp_table(project)
     assert table["q0"][0]["loss"]["gamma"] == 0 and table["q5"][0]["loss"]["gamma"] == 5
@@ -170,3 +177,23 @@ def test_exp_apply_and_branch(project):
     assert yaml.safe_load(sh(["git", "show", "gamma0:params.yaml"], project).stdout)["loss"]["gamma"] == 0
     branch_metrics = json.loads(sh(["git", "show", "gamma0:metrics/evaluate.json"], project).stdout)
     assert branch_metrics["all"]["miou"] == pytest.approx(table["q0"][1]["all"]["miou"])
+
+
+def test_table1_queued_with_one_command_and_reported(project):
+    env = env_without_tracking()
+    sh(["git", "checkout", "--", "."], project)  # the committed baseline, not the last applied experiment
+    sh(["dvc", "checkout", "--force"], project, env=env)
+    sh(["lgseg", "queue", "table1", "--start"], project, env=env)
+    wait_for_queue(project, env)
+    sh(["lgseg", "report", "--out", "reports"], project, env=env)
+    table = (project / "reports/table1.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
+    assert [r.split(" | ")[0][2:] for r in rows] == ["Scratch", "Ins. samp.", "C-Focal", "Ours (CLIP only)", "Ours"]
+    for row in rows:  # 12 cells "ours (paper)"; ours is "–" only where a score is undefined on the tiny set
+        cells = row.rstrip(" |").split(" | ")[1:]
+        assert len(cells) == 12 and all(re.fullmatch(r"(–|\d+\.\d) \(\d+\.\d\)", c) for c in cells), row
+        assert re.fullmatch(r"\d+\.\d", cells[3].split()[0])  # mIoU over all classes is always defined
+    assert "not ScanNet numbers" in table and (project / "reports/table1.png").stat().st_size > 10_000
+    results = exp_table(project)
+    assert results["t1-ours"][0]["instance_sampling"]["enabled"] is True
+    assert results["t1-scratch"][0]["finetune"]["init"] == "scratch"

@@ -77,6 +77,9 @@ def test_plots_show_renders_curves_and_the_long_tail(project):
     ("text.prompt", "a {} in a scene", {"text-embed"}),
     ("data.synthetic.seed", 1, {"download"}),
     ("evaluate.split", "test", {"evaluate"}),
+    ("annotation.fraction", 0.1, {"preprocess"}),
+    ("instance_sampling.enabled", True, {"finetune"}),
+    ("instance_sampling.classes", "common", {"preprocess", "finetune"}),
     ("tracking.uri", "http://127.0.0.1:1", set()),  # where runs are logged changes no result
 ])
 def test_a_param_invalidates_only_the_stages_that_read_it(project, key, value, stages):
