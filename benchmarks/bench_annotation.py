@@ -48,7 +48,8 @@ def main() -> None:
     a = ap.parse_args()
     rng = np.random.default_rng(0)
     coord, instance = scene(a.vertices, rng)
-    print(f"scene: {a.vertices:,} vertices, {instance.max() + 1} objects, largest {np.bincount(instance[instance >= 0]).max():,}")
+    largest = np.bincount(instance[instance >= 0]).max()
+    print(f"scene: {a.vertices:,} vertices, {instance.max() + 1} objects, largest {largest:,}")
     print(f"{'rule':10}{'fraction':>9}{'kept':>10}{'s/scene':>9}{'1,201 scenes':>16}")
     for rule in ("paper", "reference"):
         for fraction in (0.05, 0.1, 0.5):

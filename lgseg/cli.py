@@ -54,7 +54,7 @@ def _report(a: argparse.Namespace) -> None:
     from lgseg.report import exp_show_json, write_report
 
     exp_show = json.loads(a.exp_json.read_text()) if a.exp_json else exp_show_json()
-    for name, path in write_report(a.out, exp_show).items():
+    for path in write_report(a.out, exp_show).values():
         print(f"wrote {path}")
 
 
@@ -78,6 +78,73 @@ def _evaluate(a: argparse.Namespace) -> None:
         r = s[split]
         print(f"{split:8}{fmt(r['miou']):>6}{fmt(r['precision']):>6}{fmt(r['recall']):>6}")
     print(f"mIoU over all 200 classes, absent = 0 (reference code's convention): {fmt(s['all']['miou_200'])}")
+
+
+def _labels_to_show(a: argparse.Namespace) -> tuple[dict, object]:
+    """The scene's arrays and, with --pred, its predicted class per vertex (else None)."""
+    from lgseg.scene_io import load_prediction, load_scene
+
+    scene = load_scene(a.processed, a.scene)
+    pred = load_prediction(a.pred, a.scene, len(scene["coord"])) if a.pred else None
+    return scene, pred
+
+
+def _render(a: argparse.Namespace) -> None:
+    from lgseg.render import render_segmentation
+
+    scene, pred = _labels_to_show(a)
+    if scene["gt"] is None and pred is None:
+        raise LgsegError(f"{a.scene} is a test scene without ground truth: give --pred to render a prediction")
+    out = render_segmentation(scene["coord"], scene["gt"], pred, a.out, title=a.scene)
+    print(f"wrote {out}")
+
+
+def _export_ply(a: argparse.Namespace) -> None:
+    from lgseg.export import write_colored_ply
+    from lgseg.render import label_colors
+
+    scene, pred = _labels_to_show(a)
+    labels = pred if pred is not None else scene["gt"]
+    if labels is None:
+        raise LgsegError(f"{a.scene} is a test scene without ground truth: give --pred to colour a prediction")
+    faces = _faces(a.raw, a.scene)
+    out = write_colored_ply(a.out, scene["coord"], label_colors(labels), faces)
+    print(f"wrote {out} ({'prediction' if pred is not None else 'ground truth'} colours, "
+          f"{len(scene['coord'])} vertices, {0 if faces is None else len(faces)} faces)")
+
+
+def _query(a: argparse.Namespace) -> None:
+    import numpy as np
+
+    from lgseg.export import write_colored_ply
+    from lgseg.query import query_scores
+    from lgseg.render import label_colors, legend_entries, render, score_colors
+    from lgseg.scene_io import load_scene
+
+    scene = load_scene(a.processed, a.scene)
+    cos = query_scores(a.checkpoint, a.processed, a.scene, a.text, encoder=a.encoder, clip_weights=a.clip_weights)
+    lo, hi = (float(v) for v in np.percentile(cos, [2, 98]))  # spread the contrast over the scene's range
+    heat = score_colors((cos - lo) / max(hi - lo, 1e-6))
+    panels = [(f"cosine similarity to '{a.text}'\n(blue <= {lo:.2f}, red >= {hi:.2f}: the scene's 2nd and "
+               "98th percentiles)", heat)]
+    if scene["gt"] is not None:
+        panels.append(("ground truth", label_colors(scene["gt"])))
+    render(scene["coord"], panels, a.out, title=f"{a.scene}: '{a.text}'",
+           legend=legend_entries(scene["gt"]) if scene["gt"] is not None else None)
+    print(f"wrote {a.out}; cosine similarity {cos.min():.3f} .. {cos.max():.3f} (mean {cos.mean():.3f})")
+    if a.ply:
+        write_colored_ply(a.ply, scene["coord"], heat, _faces(a.raw, a.scene), quality=cos)
+        print(f"wrote {a.ply} (colours: the heat map; vertex quality: the cosine similarity)")
+
+
+def _faces(raw: Path, scene: str):
+    from lgseg.scannet.raw import find_scene_dir, read_mesh, scene_file
+
+    try:
+        return read_mesh(scene_file(find_scene_dir(raw, scene), "mesh"), scene)[2]
+    except LgsegError as e:
+        print(f"no mesh faces ({e}); writing the vertices only", file=sys.stderr)
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,6 +184,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     s.add_argument("--per-class", type=Path, help="per-class CSV to write")
     s.set_defaults(func=_evaluate)
+
+    s = sub.add_parser("render", help="picture of a scene: ground truth, prediction and error, two views")
+    s.add_argument("--scene", required=True, help="scene id, e.g. scene0011_00")
+    s.add_argument("--pred", type=Path, help="folder of <scene>.txt predictions (e.g. predictions/)")
+    s.add_argument("--processed", type=Path, default=Path("data/processed"))
+    s.add_argument("--out", type=Path, required=True, help="PNG to write")
+    s.set_defaults(func=_render)
+
+    s = sub.add_parser("export-ply", help="the scene's mesh coloured by label (prediction, else ground truth)")
+    s.add_argument("--scene", required=True)
+    s.add_argument("--pred", type=Path, help="folder of <scene>.txt predictions")
+    s.add_argument("--processed", type=Path, default=Path("data/processed"))
+    s.add_argument("--raw", type=Path, default=Path("data/raw"), help="raw scans (for the mesh's faces)")
+    s.add_argument("--out", type=Path, required=True, help="PLY to write")
+    s.set_defaults(func=_export_ply)
+
+    s = sub.add_parser("query", help="score every vertex of a scene against a text (language-grounded backbone)")
+    s.add_argument("--scene", required=True)
+    s.add_argument("--text", required=True, help='any words, e.g. "fire extinguisher"')
+    s.add_argument("--checkpoint", type=Path, default=Path("models/pretrain.pt"))
+    s.add_argument("--processed", type=Path, default=Path("data/processed"))
+    s.add_argument("--raw", type=Path, default=Path("data/raw"), help="raw scans (for the PLY's faces)")
+    s.add_argument("--encoder", help="text encoder (default: the checkpoint's; another one is an error)")
+    s.add_argument("--clip-weights", help="CLIP weights file (default ~/.cache/clip/<model>.pt)")
+    s.add_argument("--out", type=Path, required=True, help="PNG heat map to write")
+    s.add_argument("--ply", type=Path, help="also write the mesh coloured by the heat map (score as quality)")
+    s.set_defaults(func=_query)
 
     s = sub.add_parser("queue", help="queue the DVC experiments of the paper's Table 1 or Fig. 5")
     s.add_argument("which", choices=["table1", "fig5", "all"])

@@ -1,7 +1,8 @@
 """PNG charts of the pipeline's plot files, for MLflow and reports (DVC renders the same CSVs itself).
 
-``render_plot(csv, png)`` recognises a training curve (an ``epoch`` column) and the per-class
-table (``iou`` and ``split`` columns; a long-tail view when ``train_points`` is there).
+``render_plot(csv, png)`` recognises a training curve (an ``epoch`` column), the per-class table
+(``iou``, ``split`` and ``train_points`` columns: the long-tail view) and the most confused class
+pairs (``pair`` and ``points``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,18 @@ def long_tail(rows: list[dict], png: str | Path, title: str = "per-class IoU aga
     plt.close(fig)
 
 
+def confused_pairs(rows: list[dict], png: str | Path, title: str = "most confused class pairs") -> None:
+    """Points per (ground truth → prediction) pair, largest on top."""
+    plt, fig, (ax,) = _figure()
+    fig.set_size_inches(7, max(2.5, 0.28 * len(rows) + 1.2))
+    ax.barh([r["pair"] for r in rows][::-1], [float(r["points"]) for r in rows][::-1], color="#d62728")
+    ax.set(xlabel="val points", title=title)
+    ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
 def render_plot(csv_path: str | Path, png: str | Path) -> bool:
     """Render a known plot CSV to ``png``; False for a file of another shape (or an empty one)."""
     rows = _read(csv_path)
@@ -76,5 +89,8 @@ def render_plot(csv_path: str | Path, png: str | Path) -> bool:
         return True
     if {"iou", "split", "train_points"} <= rows[0].keys():
         long_tail(rows, png)
+        return True
+    if {"pair", "points"} <= rows[0].keys():
+        confused_pairs(rows, png)
         return True
     return False

@@ -99,7 +99,7 @@ class NullTracker:
     enabled = False
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None: ...
-    def log_artifacts(self, paths) -> None: ...
+    def log_artifacts(self, paths, folder: str | None = None) -> None: ...
     def log_outputs(self, metric_files, plot_files) -> None: ...
     def end(self, status: str) -> None: ...
 
@@ -214,10 +214,11 @@ class StageTracker(NullTracker):
         self._logged.update(values)
         self._batch(self.run_id, metrics=[Metric(k, v, now, step or 0) for k, v in values.items()])
 
-    def log_artifacts(self, paths) -> None:
+    def log_artifacts(self, paths, folder: str | None = None) -> None:
+        """Files as artifacts (in ``folder`` of the run's artifacts, if given)."""
         for p in paths:
             if Path(p).is_file():
-                self._safely(self.client.log_artifact, self.run_id, str(p))
+                self._safely(self.client.log_artifact, self.run_id, str(p), folder)
 
     def log_outputs(self, metric_files, plot_files) -> None:
         """The stage's DVC metric files as final metrics (here and on the parent) and as artifacts;

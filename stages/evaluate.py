@@ -1,19 +1,23 @@
-"""evaluate: predict the val scenes per mesh vertex, write benchmark files, score them."""
+"""evaluate: predict the val scenes per mesh vertex, write benchmark files, score them, render a few."""
 
 from common import run
 
 from lgseg.engine.predict import evaluate_model
+from lgseg.render import render_scenes
 
 
 def main(params: dict, tracker) -> None:
     split = params["evaluate"]["split"]
     s = evaluate_model("models/finetune.pt", "data/processed", f"data/gt/{split}", "predictions",
                        "metrics/evaluate.json", "metrics/per_class.csv", split=split,
-                       device=params["train"]["device"])
+                       device=params["train"]["device"], confusion_csv="metrics/confusion.csv")
     a = s["all"]
     print(f"{split}: mIoU {a['miou']:.2f}  (200-class mean {a['miou_200']:.2f})  precision {a['precision']:.2f}  "
           f"recall {a['recall']:.2f}  head/common/tail mIoU "
           + " / ".join("n/a" if s[k]["miou"] is None else f"{s[k]['miou']:.2f}" for k in ("head", "common", "tail")))
+    renders = render_scenes("data/processed", "predictions", split, params["evaluate"]["render"], "renders")
+    tracker.log_artifacts(renders, "renders")
+    print(f"rendered {len(renders)} {split} scene(s) into renders/")
 
 
 if __name__ == "__main__":

@@ -92,3 +92,30 @@ def test_preprocess_outputs_follow_mesh_order(pipeline):
 def test_bad_input_exit_code(tmp_path, capsys):
     rc = main(["preprocess", "--raw", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
     assert rc == 1 and "scannetv2-labels.combined.tsv" in capsys.readouterr().err
+
+
+def test_render_and_export_ply_of_a_prediction(pipeline, capsys):
+    from plyfile import PlyData
+
+    from lgseg.render import PALETTE
+    from lgseg.scannet.constants import raw_to_index
+
+    scene = sorted((pipeline / "gt").glob("*.txt"))[0].stem
+    common = ["--scene", scene, "--processed", str(pipeline / "processed")]
+    assert main(["render", *common, "--pred", str(pipeline / "gt"), "--out", str(pipeline / "r.png")]) == 0
+    assert (pipeline / "r.png").stat().st_size > 50_000
+    assert main(["export-ply", *common, "--pred", str(pipeline / "gt"), "--raw", str(pipeline / "raw"),
+                 "--out", str(pipeline / "s.ply")]) == 0
+    ply = PlyData.read(pipeline / "s.ply")
+    labels = raw_to_index(read_benchmark_file(pipeline / "gt" / f"{scene}.txt"))
+    v = ply["vertex"].data
+    first = int(np.flatnonzero(labels >= 0)[0])
+    assert len(v) == len(labels) and len(ply["face"].data) > 0
+    assert [v["red"][first], v["green"][first], v["blue"][first]] == list(np.round(PALETTE[labels[first]] * 255))
+    assert main(["render", "--scene", "scene9999_00", "--processed", str(pipeline / "processed"),
+                 "--out", str(pipeline / "x.png")]) == 1
+    assert "no preprocessed scene 'scene9999_00'" in capsys.readouterr().err
+    short = pipeline / "short"
+    write_benchmark_file(short / f"{scene}.txt", np.ones(5, int))
+    assert main(["render", *common, "--pred", str(short), "--out", str(pipeline / "y.png")]) == 1
+    assert "5 labels for a mesh of" in capsys.readouterr().err and not (pipeline / "y.png").exists()

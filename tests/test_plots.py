@@ -15,7 +15,10 @@ def test_curves_and_long_tail_render_and_others_are_declined(tmp_path):
     other.write_text("a,b\n1,2\n")
     empty = tmp_path / "empty.csv"
     empty.write_text("epoch,loss\n")
-    for src in (curve, per_class):
+    pairs = tmp_path / "confusion.csv"
+    pairs.write_text("pair,gt,predicted,points,share\nchair → table,chair,table,120,0.2\nwall → (none of the 200),wall,"
+                     "(none of the 200),80,0.01\n")
+    for src in (curve, per_class, pairs):
         png = tmp_path / f"{src.stem}.png"
         assert render_plot(src, png)
         image = mpimg.imread(png)

@@ -29,7 +29,7 @@ from lgseg.engine.trainer import Trainer
 from lgseg.errors import InputError, LgsegError
 from lgseg.losses import build_loss
 from lgseg.models import build_model, transfer_weights
-from lgseg.scannet.constants import NUM_CLASSES
+from lgseg.scannet.constants import NAME_TO_INDEX, NUM_CLASSES
 from lgseg.text import load_embeddings
 from lgseg.text.embed import check_compatible
 
@@ -52,13 +52,14 @@ def _fingerprint(kind: str, cfg: dict) -> str:
     return hashlib.sha256(json.dumps([kind, cfg], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _loaders(cfg: dict, paths: TrainPaths, dist, ignore_classes=None):
+def _loaders(cfg: dict, paths: TrainPaths, dist, train_ignore=None):
+    """Train and val loaders; ``train_ignore``: classes whose train labels are hidden (val keeps them)."""
     augment = dict(cfg["augment"])
     translation = augment.pop("random_translation", 100)
-    common = dict(voxel_size=cfg["voxel_size"], seed=cfg["seed"], ignore_classes=ignore_classes)
+    common = dict(voxel_size=cfg["voxel_size"], seed=cfg["seed"])
     train_set = ScanNetDataset(paths.processed, "train", transforms_cfg=augment, train=True,
                                random_translation=translation, instance_sampler=_instance_sampler(cfg, paths),
-                               **common)
+                               ignore_classes=train_ignore, **common)
     val_set = ScanNetDataset(paths.processed, "val", train=False, **common)
     sampler = DistributedSampler(train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
                                  seed=cfg["seed"], drop_last=False)
@@ -86,6 +87,15 @@ def _instance_sampler(cfg: dict, paths: TrainPaths):
         raise LgsegError(f"params.yaml: instance_sampling: {e}") from None
 
 
+def holdout_classes(names) -> list[int]:
+    """Class indices of ``pretrain.holdout`` (class names), for zero-shot evaluation."""
+    unknown = [n for n in names if n not in NAME_TO_INDEX]
+    if unknown:
+        raise LgsegError(f"params.yaml: pretrain.holdout: unknown ScanNet200 class name(s) "
+                         f"{', '.join(map(repr, unknown))}")
+    return sorted({NAME_TO_INDEX[n] for n in names})
+
+
 def _single_blas_thread(_worker_id: int) -> None:
     # loader workers run numpy on small arrays; BLAS threads there only fight the training process
     torch.set_num_threads(1)
@@ -103,9 +113,11 @@ def run_training(kind: str, cfg: dict, paths: TrainPaths, extra_hooks=(), progre
         seed_everything(cfg["seed"] + dist.rank)
         emb, text_meta = load_embeddings(paths.embeddings) if paths.embeddings else (None, None)
         model_cfg = {"name": cfg["model"], **cfg.get("model_options", {})}
+        holdout = holdout_classes(cfg.get("holdout") or []) if kind == "pretrain" else []
         if kind == "pretrain":
             model = build_model(model_cfg, feature_dim=emb.shape[1], num_classes=None)
-            task = PretrainTask(build_loss({"type": "contrastive", **cfg["contrastive"]}), torch.from_numpy(emb))
+            task = PretrainTask(build_loss({"type": "contrastive", **cfg["contrastive"]}), torch.from_numpy(emb),
+                                class_groups={"holdout": holdout} if holdout else None)
         else:
             feature_dim = emb.shape[1] if (paths.init and emb is not None) else None
             model = build_model(model_cfg, feature_dim=feature_dim, num_classes=NUM_CLASSES)
@@ -123,7 +135,7 @@ def run_training(kind: str, cfg: dict, paths: TrainPaths, extra_hooks=(), progre
                 model = import_minkowski().MinkowskiSyncBatchNorm.convert_sync_batchnorm(model)
             model = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
-        train_loader, val_loader = _loaders(cfg, paths, dist, ignore_classes=cfg.get("ignore_classes"))
+        train_loader, val_loader = _loaders(cfg, paths, dist, train_ignore=holdout or None)
         optimizer = build_optimizer(cfg["optimizer"], model.parameters())
         scheduler = build_scheduler(cfg["scheduler"], optimizer, cfg["epochs"])
         fp = _fingerprint(kind, cfg)

@@ -30,8 +30,10 @@ def predict_vertices(net: torch.nn.Module, dataset: ScanNetDataset, predict: Cal
 
 
 def evaluate_model(model_path: Path, processed: Path, gt_dir: Path, pred_dir: Path, metrics_json: Path,
-                   per_class_csv: Path, split: str = "val", device: str = "auto", progress: bool = True) -> dict:
-    """Predict ``split`` with a fine-tuned model, write benchmark files, score them against ``gt_dir``."""
+                   per_class_csv: Path, split: str = "val", device: str = "auto", progress: bool = True,
+                   confusion_csv: Path | None = None) -> dict:
+    """Predict ``split`` with a fine-tuned model, write benchmark files, score them against ``gt_dir``
+    (and list the most confused class pairs in ``confusion_csv``)."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     net, meta = load_model(model_path, device)
@@ -44,4 +46,5 @@ def evaluate_model(model_path: Path, processed: Path, gt_dir: Path, pred_dir: Pa
                                  progress=progress)
     stats = Path(processed) / "stats.json"  # train frequencies, for the long-tail view
     counts = json.loads(stats.read_text())["train_points"] if stats.is_file() else None
-    return write_metrics(conf, metrics_json, per_class_csv, scenes=scenes, train_points=counts)
+    return write_metrics(conf, metrics_json, per_class_csv, scenes=scenes, train_points=counts,
+                         confusion_csv=confusion_csv)

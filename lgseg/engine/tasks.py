@@ -14,10 +14,14 @@ from lgseg.losses import ContrastiveLanguageLoss, nearest_anchor
 
 
 class PretrainTask:
+    """``class_groups``: named class sets whose mean IoU validation also reports (``val_miou_<name>``),
+    e.g. the classes held out of pretraining, read out zero-shot through their text anchors."""
+
     name = "pretrain"
 
-    def __init__(self, loss: ContrastiveLanguageLoss, anchors: torch.Tensor):
+    def __init__(self, loss: ContrastiveLanguageLoss, anchors: torch.Tensor, class_groups: dict | None = None):
         self.loss_fn, self.anchors = loss, anchors
+        self.class_groups = dict(class_groups or {})
 
     def to(self, device: torch.device) -> "PretrainTask":
         self.anchors = self.anchors.to(device)
@@ -32,6 +36,7 @@ class PretrainTask:
 
 class FinetuneTask:
     name = "finetune"
+    class_groups: dict = {}
 
     def __init__(self, loss: nn.Module):
         self.loss_fn = loss

@@ -10,13 +10,14 @@ import logging
 import math
 import time
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from lgseg.engine.checkpoint import rng_state, set_rng_state
 from lgseg.engine.distributed import DistInfo, all_reduce_sum
 from lgseg.errors import LgsegError
-from lgseg.evaluation.metrics import SegmentationMetrics
+from lgseg.evaluation.metrics import SegmentationMetrics, class_scores
 
 log = logging.getLogger("lgseg.train")
 
@@ -159,4 +160,8 @@ class Trainer:
         logs = {"val_miou": s["all"]["miou"], "val_miou_200": s["all"]["miou_200"]}
         for split in ("head", "common", "tail"):
             logs[f"val_miou_{split}"] = s[split]["miou"]
+        iou = class_scores(metrics.confusion)["iou"]
+        for name, classes in getattr(self.task, "class_groups", {}).items():
+            defined = iou[list(classes)][~np.isnan(iou[list(classes)])]  # classes present in val
+            logs[f"val_miou_{name}"] = float(defined.mean() * 100) if len(defined) else None
         return {k: (math.nan if v is None else v) for k, v in logs.items()}

@@ -56,3 +56,25 @@ def confusion_matrix(gt, pred, num_classes: int = NUM_CLASSES) -> np.ndarray:
     flat += np.minimum(pred.view(np.uint64), k)
     counts = np.bincount(flat.view(np.int64), minlength=(num_classes + 1) ** 2)
     return counts.reshape(num_classes + 1, num_classes + 1)[:num_classes].astype(np.int64, copy=True)
+
+
+def most_confused(conf: np.ndarray, k: int = 20) -> list[dict]:
+    """The ``k`` largest off-diagonal cells of a (K, K + 1) confusion matrix, largest first.
+
+    Each: ``gt`` and ``predicted`` class indices (``predicted`` = K: none of the K classes),
+    ``points`` and ``share``: the fraction of the ground-truth class's points that went there.
+    """
+    conf = np.asarray(conf)
+    off = conf.astype(np.int64).copy()
+    n = min(off.shape)
+    off[np.arange(n), np.arange(n)] = 0
+    flat = np.argsort(-off, axis=None, kind="stable")[:k]
+    totals = conf.sum(1)
+    rows = []
+    for idx in flat:
+        g, p = np.unravel_index(idx, off.shape)
+        if off[g, p] == 0:
+            break
+        rows.append({"gt": int(g), "predicted": int(p), "points": int(off[g, p]),
+                     "share": float(off[g, p] / totals[g])})
+    return rows

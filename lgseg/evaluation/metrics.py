@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lgseg.evaluation.confusion import confusion_matrix
+from lgseg.evaluation.confusion import confusion_matrix, most_confused
 from lgseg.fileio import atomic_file, write_json
 from lgseg.scannet.constants import (
     CLASS_NAMES,
@@ -137,13 +137,29 @@ def write_per_class_csv(conf, csv_path: str | Path, train_points=None) -> None:
             writer.writerow(["" if row[col] is None else row[col] for col in columns])
 
 
+def write_confusion_csv(conf, csv_path: str | Path, k: int = 20) -> list[dict]:
+    """The ``k`` most confused (ground truth, prediction) class pairs as a CSV, largest first."""
+    rows = most_confused(conf, k)
+    none = "(none of the 200)"
+    with atomic_file(csv_path) as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["pair", "gt", "predicted", "points", "share"])
+        for r in rows:
+            gt, pred = CLASS_NAMES[r["gt"]], CLASS_NAMES[r["predicted"]] if r["predicted"] < NUM_CLASSES else none
+            writer.writerow([f"{gt} → {pred}", gt, pred, r["points"], round(r["share"], 4)])
+    return rows
+
+
 def write_metrics(conf, json_path: str | Path, csv_path: str | Path | None = None, scenes: int = 0,
-                  train_points=None) -> dict:
-    """Write the summary JSON (and the per-class CSV if ``csv_path``) atomically; return the summary."""
+                  train_points=None, confusion_csv: str | Path | None = None) -> dict:
+    """Write the summary JSON (and the per-class CSV if ``csv_path``, the most confused class pairs if
+    ``confusion_csv``) atomically; return the summary."""
     summary = summarize(conf, scenes=scenes)
     write_json(json_path, summary)
     if csv_path is not None:
         write_per_class_csv(conf, csv_path, train_points)
+    if confusion_csv is not None:
+        write_confusion_csv(conf, confusion_csv)
     return summary
 
 

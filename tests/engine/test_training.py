@@ -137,3 +137,40 @@ def test_changed_settings_start_afresh(tiny_data, tiny_cfg, tmp_path, caplog):
     with caplog.at_level("INFO", logger="lgseg.train"):
         r = run_training("finetune", tiny_cfg, train_paths(tiny_data, tmp_path), progress=False)
     assert r["steps"] == 2 and "finished run; starting a new run" in caplog.text
+
+
+def test_pretrain_holdout_hides_classes_from_training_and_reports_their_zero_shot_iou(tiny_data, tiny_cfg, tmp_path):
+    from lgseg.data import ScanNetDataset, collate
+    from lgseg.engine.distributed import DistInfo
+    from lgseg.engine.launch import _loaders, holdout_classes
+    from lgseg.errors import LgsegError
+    from lgseg.evaluation.metrics import SegmentationMetrics, class_scores
+    from lgseg.losses import nearest_anchor
+    from lgseg.scannet.constants import CLASS_NAMES
+    from lgseg.text import load_embeddings
+
+    val = np.concatenate([np.load(p / "segment200.npy") for p in (tiny_data["processed"] / "val").iterdir()])
+    counts = np.bincount(val[val >= 0], minlength=200)
+    held = holdout_classes([CLASS_NAMES[c] for c in np.argsort(-counts)[2:4]])  # two classes present in val
+    cfg = {**tiny_cfg, "epochs": 1, "holdout": [CLASS_NAMES[c] for c in held]}
+    paths = train_paths(tiny_data, tmp_path, embeddings=tiny_data["text"])
+
+    train_loader, val_loader = _loaders(cfg, paths, DistInfo(), train_ignore=held)
+    seen = np.concatenate([train_loader.dataset[i]["label"] for i in range(len(train_loader.dataset))])
+    shown = np.concatenate([val_loader.dataset[i]["label"] for i in range(len(val_loader.dataset))])
+    assert not np.isin(seen, held).any() and np.isin(shown, held).any()
+
+    logs = run_training("pretrain", cfg, paths, progress=False)["history"][-1]
+    net, _ = load_model(tmp_path / "model.pt")
+    anchors = torch.from_numpy(load_embeddings(tiny_data["text"])[0])
+    metrics = SegmentationMetrics()
+    dataset = ScanNetDataset(tiny_data["processed"], "val", voxel_size=cfg["voxel_size"])
+    for i in range(len(dataset)):  # the anchor readout, recomputed outside the trainer
+        batch = collate([dataset[i]])
+        with torch.no_grad():
+            pred = nearest_anchor(net.eval()(batch["coord"], batch["feat"]), anchors)
+        metrics.update(batch["label"].numpy(), pred.numpy())
+    expected = np.nanmean(class_scores(metrics.confusion)["iou"][held]) * 100
+    assert logs["val_miou_holdout"] == pytest.approx(expected, abs=0.5)
+    with pytest.raises(LgsegError, match="unknown ScanNet200 class name"):
+        holdout_classes(["chair", "unicorn"])

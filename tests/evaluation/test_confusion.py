@@ -95,3 +95,16 @@ def test_ground_truth_outside_classes_is_rejected(bad):
 def test_float_input_is_rejected():
     with pytest.raises(ValueError, match="integer"):
         confusion_matrix(np.array([0.0, 1.0]), np.array([0, 1]))
+
+
+def test_most_confused_pairs_by_hand():
+    from lgseg.evaluation.confusion import most_confused
+
+    conf = np.zeros((3, 4), np.int64)
+    conf[0] = [10, 4, 0, 6]  # class 0: 4 -> class 1, 6 -> none of the classes
+    conf[1] = [1, 20, 2, 0]
+    conf[2] = [0, 0, 5, 0]
+    rows = most_confused(conf, k=10)
+    assert [(r["gt"], r["predicted"], r["points"]) for r in rows] == [(0, 3, 6), (0, 1, 4), (1, 2, 2), (1, 0, 1)]
+    assert rows[0]["share"] == pytest.approx(6 / 20) and rows[2]["share"] == pytest.approx(2 / 23)
+    assert len(most_confused(conf, k=2)) == 2 and most_confused(np.eye(3, 4, dtype=int)) == []

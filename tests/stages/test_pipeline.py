@@ -42,6 +42,12 @@ def test_repro_runs_the_stages_and_is_then_up_to_date(project):
         pred = read_benchmark_file(project / "predictions" / f"{scene}.txt")
         assert len(pred) == len(read_benchmark_file(project / "data/gt/val" / f"{scene}.txt"))
         assert np.isin(pred, VALID_CLASS_IDS).all()
+    val_scenes = sorted(p.name for p in (project / "data/processed/val").iterdir())
+    assert sorted(p.stem for p in (project / "renders").glob("*.png")) == val_scenes[:2]
+    with open(project / "metrics/confusion.csv") as f:  # the most confused class pairs, largest first
+        pairs = list(csv.DictReader(f))
+    assert 0 < len(pairs) <= 20 and [int(r["points"]) for r in pairs] == sorted((int(r["points"]) for r in pairs),
+                                                                              reverse=True)
     with open(project / "metrics/per_class.csv") as f:  # the long-tail view's train frequencies
         rows = list(csv.DictReader(f))
     assert [int(r["train_points"]) for r in rows] == stats["train_points"]
@@ -59,7 +65,10 @@ def test_each_stage_is_one_mlflow_run_in_the_repo_database(project):
     ev = next(r for r in stages if r.data.tags["lgseg.stage"] == "evaluate")
     assert ev.data.metrics["all.miou"] == pytest.approx(
         json.loads((project / "metrics/evaluate.json").read_text())["all"]["miou"])
-    assert {a.path for a in client.list_artifacts(ev.info.run_id, "plots")} == {"plots/per_class.png"}
+    assert {a.path for a in client.list_artifacts(ev.info.run_id, "plots")} == {"plots/per_class.png",
+                                                                                "plots/confusion.png"}
+    renders = {a.path for a in client.list_artifacts(ev.info.run_id, "renders")}
+    assert renders == {f"renders/{p.name}" for p in (project / "renders").glob("*.png")} and renders
 
 
 def test_plots_show_renders_curves_and_the_long_tail(project):
@@ -77,6 +86,8 @@ def test_plots_show_renders_curves_and_the_long_tail(project):
     ("text.prompt", "a {} in a scene", {"text-embed"}),
     ("data.synthetic.seed", 1, {"download"}),
     ("evaluate.split", "test", {"evaluate"}),
+    ("evaluate.render", 1, {"evaluate"}),
+    ("pretrain.holdout", ["chair"], {"pretrain"}),
     ("annotation.fraction", 0.1, {"preprocess"}),
     ("instance_sampling.enabled", True, {"finetune"}),
     ("instance_sampling.classes", "common", {"preprocess", "finetune"}),

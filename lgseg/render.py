@@ -1,0 +1,159 @@
+"""Pictures of a scene: from above and from an oblique view, coloured by ground truth, prediction,
+error or a per-vertex score, with a legend of the classes present.
+
+Colours: a stable palette, one colour per class index (golden-ratio hues, so neighbouring
+indices differ), light grey for unlabelled vertices.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from pathlib import Path
+
+import numpy as np
+
+from lgseg.scannet.constants import CLASS_NAMES, NUM_CLASSES
+
+UNLABELLED = np.array([0.82, 0.82, 0.82])
+CORRECT, WRONG = np.array([0.30, 0.69, 0.31]), np.array([0.90, 0.17, 0.15])
+
+
+def palette() -> np.ndarray:
+    """(200, 3) RGB in [0, 1]: the colour of each class index, the same in every picture."""
+    rows = []
+    for i in range(NUM_CLASSES):
+        h = (i * 0.618033988749895) % 1.0
+        s = (0.55, 0.75, 0.95)[i % 3]
+        v = (0.95, 0.75, 0.85)[(i // 3) % 3]
+        rows.append(colorsys.hsv_to_rgb(h, s, v))
+    return np.array(rows)
+
+
+PALETTE = palette()
+
+
+def label_colors(labels: np.ndarray) -> np.ndarray:
+    """(N, 3) colours of class indices (-1 or out of range: unlabelled grey)."""
+    labels = np.asarray(labels)
+    ok = (labels >= 0) & (labels < NUM_CLASSES)
+    out = np.tile(UNLABELLED, (len(labels), 1))
+    out[ok] = PALETTE[labels[ok]]
+    return out
+
+
+def error_colors(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Green where the prediction is right, red where wrong, grey where the ground truth is unlabelled."""
+    out = np.tile(UNLABELLED, (len(gt), 1))
+    labelled = gt >= 0
+    out[labelled & (pred == gt)] = CORRECT
+    out[labelled & (pred != gt)] = WRONG
+    return out
+
+
+def score_colors(score: np.ndarray, cmap: str = "turbo") -> np.ndarray:
+    """A score in [0, 1] per vertex as colours of ``cmap`` (turbo: blue low, red high, vivid on white)."""
+    import matplotlib
+
+    return matplotlib.colormaps[cmap](np.clip(score, 0, 1))[:, :3]
+
+
+def _oblique(coord: np.ndarray, azimuth: float = 35.0, elevation: float = 50.0) -> tuple[np.ndarray, np.ndarray]:
+    """Screen x, y and depth of a view from above at ``elevation`` degrees, turned by ``azimuth``."""
+    a, e = np.radians(azimuth), np.radians(elevation)
+    c = coord - coord.mean(0)
+    x = c[:, 0] * np.cos(a) - c[:, 1] * np.sin(a)
+    y = c[:, 0] * np.sin(a) + c[:, 1] * np.cos(a)
+    screen_y = y * np.sin(e) + c[:, 2] * np.cos(e)
+    depth = -y * np.cos(e) + c[:, 2] * np.sin(e)  # larger = nearer the viewer
+    return np.stack([x, screen_y], 1), depth
+
+
+def _draw(ax, coord: np.ndarray, colors: np.ndarray, view: str, size: float) -> None:
+    if view == "top":
+        xy, order = coord[:, :2], np.argsort(coord[:, 2])  # higher points drawn last
+    else:
+        xy, depth = _oblique(coord)
+        order = np.argsort(depth)
+    ax.scatter(xy[order, 0], xy[order, 1], c=colors[order], s=size, linewidths=0, rasterized=True)
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
+def legend_entries(*label_arrays: np.ndarray, limit: int = 24) -> list[tuple[str, np.ndarray]]:
+    """(name, colour) of the classes present, most frequent first, at most ``limit``."""
+    labels = np.concatenate([np.asarray(a) for a in label_arrays])
+    labels = labels[(labels >= 0) & (labels < NUM_CLASSES)]
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    order = [c for c in np.argsort(-counts, kind="stable") if counts[c] > 0][:limit]
+    return [(CLASS_NAMES[c], PALETTE[c]) for c in order]
+
+
+def render(coord: np.ndarray, panels: list[tuple[str, np.ndarray]], out: str | Path, title: str = "",
+           legend: list[tuple[str, np.ndarray]] | None = None, colorbar: tuple[str, str] | None = None,
+           point_size: float | None = None) -> Path:
+    """Save ``panels`` (title, (N, 3) colours) as columns, a top and an oblique view each, to ``out`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    from lgseg.fileio import atomic_file
+
+    coord = np.asarray(coord, dtype=np.float64)
+    size = point_size or float(np.clip(60_000 / max(len(coord), 1), 0.3, 4.0))
+    ncols = len(panels)
+    fig, axes = plt.subplots(2, ncols, figsize=(5.2 * ncols + (2.6 if legend else 0), 9.5), squeeze=False)
+    for j, (name, colors) in enumerate(panels):
+        _draw(axes[0, j], coord, colors, "top", size)
+        _draw(axes[1, j], coord, colors, "oblique", size)
+        axes[0, j].set_title(f"{name}\nfrom above", fontsize=11)
+        axes[1, j].set_title("oblique", fontsize=10)
+    if legend:
+        handles = [Patch(color=c, label=n) for n, c in legend]
+        fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False, title="classes")
+    if colorbar:
+        cmap, label = colorbar
+        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
+        fig.colorbar(sm, ax=axes.ravel().tolist(), fraction=0.025, label=label)
+    fig.suptitle(title, fontsize=13)
+    if not colorbar:
+        fig.tight_layout(rect=(0, 0, 1 - (2.6 / fig.get_figwidth() if legend else 0), 0.96))
+    out = Path(out)
+    with atomic_file(out, "wb") as f:
+        fig.savefig(f, format="png", dpi=90)
+    plt.close(fig)
+    return out
+
+
+def render_segmentation(coord: np.ndarray, gt: np.ndarray | None, pred: np.ndarray | None, out: str | Path,
+                        title: str = "") -> Path:
+    """Ground truth, prediction and error side by side (whichever are given)."""
+    panels = []
+    if gt is not None:
+        panels.append(("ground truth", label_colors(gt)))
+    if pred is not None:
+        panels.append(("prediction", label_colors(pred)))
+    if gt is not None and pred is not None:
+        acc = float((pred[gt >= 0] == gt[gt >= 0]).mean() * 100) if (gt >= 0).any() else float("nan")
+        panels.append((f"error (green right, red wrong: {acc:.1f} % right)", error_colors(gt, pred)))
+    if not panels:
+        raise ValueError("nothing to render: give ground truth, a prediction or both")
+    present = [a for a in (gt, pred) if a is not None]
+    return render(coord, panels, out, title, legend=legend_entries(*present))
+
+
+def render_scenes(processed: str | Path, pred_dir: str | Path, split: str, which, out_dir: str | Path) -> list[Path]:
+    """Render ground truth / prediction / error of ``which`` scenes of ``split`` (a number: the first
+    that many in sorted order; or a list of scene ids) into ``out_dir/<scene>.png``."""
+    from lgseg.fileio import atomic_dir
+    from lgseg.scene_io import load_prediction, load_scene
+
+    available = sorted(p.name for p in (Path(processed) / split).iterdir() if p.is_dir())
+    scenes = available[: int(which)] if isinstance(which, int) else list(which)
+    with atomic_dir(out_dir) as tmp:
+        for scene in scenes:
+            data = load_scene(processed, scene)
+            pred = load_prediction(pred_dir, scene, len(data["coord"]))
+            render_segmentation(data["coord"], data["gt"], pred, tmp / f"{scene}.png", title=scene)
+    return [Path(out_dir) / f"{s}.png" for s in scenes]
