@@ -32,8 +32,7 @@ def query_encoder(text_meta: dict, encoder: str | None = None, clip_weights: str
                          "another space, so its similarities would mean nothing. Leave --encoder out")
     cfg = {"encoder": name}
     if name == "clip":
-        cfg["clip_model"] = text_meta["model"] if text_meta["encoder"] == "clip" else "ViT-B/32"
-        cfg["clip_weights"] = clip_weights or ""
+        cfg.update(clip_model=text_meta["model"], clip_weights=clip_weights or "")
     try:
         enc = build_text_encoder(cfg)
     except ValueError as e:
