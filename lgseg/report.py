@@ -1,7 +1,7 @@
 """The paper's Table 1 and Fig. 5 as named DVC experiments, and the report that lays them out.
 
 ``lgseg queue table1|fig5`` queues the experiments (``dvc exp run --queue -n <name> -S ...``);
-``dvc queue start`` runs them; ``lgseg report`` reads ``dvc exp show --json`` and writes
+``dvc queue start`` runs them; ``lgseg report`` reads ``dvc exp show --json --all-commits`` and writes
 ``reports/table1.{md,png}`` and ``reports/fig5.{md,png}``: mIoU / precision / recall over head /
 common / tail / all, the paper's numbers beside ours.
 """
@@ -79,16 +79,21 @@ def queue(which: str, cwd: str | Path = ".") -> list[str]:
 
 
 def experiment_results(exp_show: list) -> dict[str, dict]:
-    """``{experiment name: {"metrics": evaluate.json, "params": params.yaml}}`` from ``dvc exp show --json``."""
-    out = {}
+    """``{experiment name: {"metrics": evaluate.json, "params": params.yaml}}`` from ``dvc exp show --json``;
+    of experiments run again under one name (e.g. on a later commit) the newest counts. Queued, running
+    and failed ones are left out: until an experiment finishes, DVC shows its baseline's metrics."""
+    out, when = {}, {}
     for base in exp_show:
         for exp in base.get("experiments") or []:
+            if ((exp.get("executor") or {}).get("state")) not in (None, "success"):
+                continue
             for rev in exp.get("revs") or []:
                 data, name = rev.get("data") or {}, rev.get("name")
                 metrics = ((data.get("metrics") or {}).get("metrics/evaluate.json") or {}).get("data")
-                if name and metrics and not rev.get("error"):
+                stamp = str(data.get("timestamp") or "")
+                if name and metrics and not rev.get("error") and stamp >= when.get(name, ""):
                     params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-                    out[name] = {"metrics": metrics, "params": params}
+                    out[name], when[name] = {"metrics": metrics, "params": params}, stamp
     return out
 
 
@@ -220,7 +225,8 @@ def write_report(out: str | Path, exp_show: list) -> dict[str, Path]:
 
 
 def exp_show_json(cwd: str | Path = ".") -> list:
-    r = _dvc("exp", "show", "--json", cwd=cwd)
+    """Experiments of every commit: a table's rows may have been run from different baselines."""
+    r = _dvc("exp", "show", "--json", "--all-commits", cwd=cwd)
     if r.returncode != 0:
         raise LgsegError(f"dvc exp show --json failed in {Path(cwd).resolve()}:\n{r.stderr.strip()}")
     return json.loads(r.stdout)

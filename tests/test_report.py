@@ -19,10 +19,10 @@ def summary(miou):
     return {s: {"miou": miou, "precision": miou + 1, "recall": miou + 2} for s in ("head", "common", "tail", "all")}
 
 
-def exp_show(results: dict, source="synthetic") -> list:
+def exp_show(results: dict, source="synthetic", stamp="2026-11-21T09:00:00") -> list:
     """``dvc exp show --json`` as DVC 3 prints it: baselines, each with its experiments' revs."""
     def rev(name, metrics):
-        return {"rev": "0" * 40, "name": name, "data": {
+        return {"rev": "0" * 40, "name": name, "data": {"timestamp": stamp,
             "params": {"params.yaml": {"data": {"data": {"source": source}}}},
             "metrics": {"metrics/evaluate.json": {"data": metrics}}}}
     return [{"rev": "workspace", "name": None, "data": {}, "experiments": None},
@@ -54,6 +54,24 @@ def test_results_and_table_cells():
     assert ins.split(" | ")[1] == "– (48.5)"
     assert "not ScanNet numbers" in md and "t1-ins-samp, t1-c-focal, t1-clip-only" in md
     assert "ScanNet v2 val" in table1_markdown(experiment_results(exp_show({"t1-ours": summary(1)}, "scannet")))
+
+
+def test_unfinished_experiments_are_left_out():
+    show = exp_show({"t1-ours": summary(1.0), "t1-scratch": summary(2.0), "t1-c-focal": summary(3.0)})
+    experiments = show[1]["experiments"]
+    experiments[0]["executor"] = {"state": "running"}  # DVC shows the baseline's metrics until it ends
+    experiments[1]["executor"] = {"state": "success"}
+    experiments[2]["executor"] = {"state": "failed"}
+    assert set(experiment_results(show)) == {"t1-scratch"}
+
+
+def test_the_newest_run_of_a_name_counts():
+    old = exp_show({"t1-ours": summary(1.0), "t1-scratch": summary(2.0)}, stamp="2026-11-21T09:00:00")
+    new = exp_show({"t1-ours": summary(5.0)}, stamp="2026-11-21T10:00:00")
+    for order in (old + new, new + old):
+        results = experiment_results(order)
+        miou = {name: r["metrics"]["all"]["miou"] for name, r in results.items()}
+        assert miou == {"t1-ours": 5.0, "t1-scratch": 2.0}
 
 
 def test_write_report_files(tmp_path):
