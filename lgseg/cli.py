@@ -185,27 +185,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--per-class", type=Path, help="per-class CSV to write")
     s.set_defaults(func=_evaluate)
 
-    s = sub.add_parser("render", help="picture of a scene: ground truth, prediction and error, two views")
-    s.add_argument("--scene", required=True, help="scene id, e.g. scene0011_00")
-    s.add_argument("--pred", type=Path, help="folder of <scene>.txt predictions (e.g. predictions/)")
-    s.add_argument("--processed", type=Path, default=Path("data/processed"))
+    scene = argparse.ArgumentParser(add_help=False)  # what the commands that look at one scene share
+    scene.add_argument("--scene", required=True, help="scene id, e.g. scene0011_00")
+    scene.add_argument("--processed", type=Path, default=Path("data/processed"))
+    pred = argparse.ArgumentParser(add_help=False)
+    pred.add_argument("--pred", type=Path, help="folder of <scene>.txt predictions (e.g. predictions/)")
+    raw = argparse.ArgumentParser(add_help=False)
+    raw.add_argument("--raw", type=Path, default=Path("data/raw"), help="raw scans (for the mesh's faces)")
+
+    s = sub.add_parser("render", parents=[scene, pred],
+                       help="picture of a scene: ground truth, prediction and error, two views")
     s.add_argument("--out", type=Path, required=True, help="PNG to write")
     s.set_defaults(func=_render)
 
-    s = sub.add_parser("export-ply", help="the scene's mesh coloured by label (prediction, else ground truth)")
-    s.add_argument("--scene", required=True)
-    s.add_argument("--pred", type=Path, help="folder of <scene>.txt predictions")
-    s.add_argument("--processed", type=Path, default=Path("data/processed"))
-    s.add_argument("--raw", type=Path, default=Path("data/raw"), help="raw scans (for the mesh's faces)")
+    s = sub.add_parser("export-ply", parents=[scene, pred, raw],
+                       help="the scene's mesh coloured by label (prediction, else ground truth)")
     s.add_argument("--out", type=Path, required=True, help="PLY to write")
     s.set_defaults(func=_export_ply)
 
-    s = sub.add_parser("query", help="score every vertex of a scene against a text (language-grounded backbone)")
-    s.add_argument("--scene", required=True)
+    s = sub.add_parser("query", parents=[scene, raw],
+                       help="score every vertex of a scene against a text (language-grounded backbone)")
     s.add_argument("--text", required=True, help='any words, e.g. "fire extinguisher"')
     s.add_argument("--checkpoint", type=Path, default=Path("models/pretrain.pt"))
-    s.add_argument("--processed", type=Path, default=Path("data/processed"))
-    s.add_argument("--raw", type=Path, default=Path("data/raw"), help="raw scans (for the PLY's faces)")
     s.add_argument("--encoder", help="text encoder (default: the checkpoint's; another one is an error)")
     s.add_argument("--clip-weights", help="CLIP weights file (default ~/.cache/clip/<model>.pt)")
     s.add_argument("--out", type=Path, required=True, help="PNG heat map to write")

@@ -24,19 +24,34 @@ def _floats(rows: list[dict], key: str, by: str) -> tuple[list[float], list[floa
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def _figure(ncols: int = 1):
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (stages and CLIs have no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, ncols, figsize=(5.5 * ncols, 4), squeeze=False)
-    return plt, fig, axes[0]
+    return plt
+
+
+def save_png(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` atomically as a PNG and release it."""
+    from lgseg.fileio import atomic_file
+
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi)
+    pyplot().close(fig)
+    return Path(path)
+
+
+def _figure(ncols: int = 1):
+    fig, axes = pyplot().subplots(1, ncols, figsize=(5.5 * ncols, 4), squeeze=False)
+    return fig, axes[0]
 
 
 def training_curves(rows: list[dict], png: str | Path, title: str = "") -> None:
     """Loss per epoch (left) and the validation mIoUs (right)."""
-    plt, fig, (ax_loss, ax_val) = _figure(2)
+    fig, (ax_loss, ax_val) = _figure(2)
     ax_loss.plot(*_floats(rows, "loss", "epoch"), marker=".")
     ax_loss.set(xlabel="epoch", ylabel="train loss", title="loss")
     for key in [k for k in rows[0] if k.startswith("val_miou")]:
@@ -48,13 +63,12 @@ def training_curves(rows: list[dict], png: str | Path, title: str = "") -> None:
         ax_val.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    save_png(fig, png)
 
 
 def long_tail(rows: list[dict], png: str | Path, title: str = "per-class IoU against train frequency") -> None:
     """Per-class IoU against the class's number of train points (log scale), head/common/tail coloured."""
-    plt, fig, (ax,) = _figure()
+    fig, (ax,) = _figure()
     for split, colour in SPLIT_COLOURS.items():
         sel = [r for r in rows if r["split"] == split and r["iou"] != "" and float(r.get("train_points") or 0) > 0]
         ax.scatter([float(r["train_points"]) for r in sel], [float(r["iou"]) for r in sel], s=14, c=colour,
@@ -63,20 +77,18 @@ def long_tail(rows: list[dict], png: str | Path, title: str = "per-class IoU aga
     ax.set(xlabel="train points of the class (log)", ylabel="IoU (%)", title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    save_png(fig, png)
 
 
 def confused_pairs(rows: list[dict], png: str | Path, title: str = "most confused class pairs") -> None:
     """Points per (ground truth → prediction) pair, largest on top."""
-    plt, fig, (ax,) = _figure()
+    fig, (ax,) = _figure()
     fig.set_size_inches(7, max(2.5, 0.28 * len(rows) + 1.2))
     ax.barh([r["pair"] for r in rows][::-1], [float(r["points"]) for r in rows][::-1], color="#d62728")
     ax.set(xlabel="val points", title=title)
     ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    save_png(fig, png)
 
 
 def render_plot(csv_path: str | Path, png: str | Path) -> bool:

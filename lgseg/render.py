@@ -89,21 +89,16 @@ def legend_entries(*label_arrays: np.ndarray, limit: int = 24) -> list[tuple[str
 
 
 def render(coord: np.ndarray, panels: list[tuple[str, np.ndarray]], out: str | Path, title: str = "",
-           legend: list[tuple[str, np.ndarray]] | None = None, colorbar: tuple[str, str] | None = None,
-           point_size: float | None = None) -> Path:
+           legend: list[tuple[str, np.ndarray]] | None = None, point_size: float | None = None) -> Path:
     """Save ``panels`` (title, (N, 3) colours) as columns, a top and an oblique view each, to ``out`` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from lgseg.fileio import atomic_file
+    from lgseg.plots import pyplot, save_png
 
     coord = np.asarray(coord, dtype=np.float64)
     size = point_size or float(np.clip(60_000 / max(len(coord), 1), 0.3, 4.0))
     ncols = len(panels)
-    fig, axes = plt.subplots(2, ncols, figsize=(5.2 * ncols + (2.6 if legend else 0), 9.5), squeeze=False)
+    fig, axes = pyplot().subplots(2, ncols, figsize=(5.2 * ncols + (2.6 if legend else 0), 9.5), squeeze=False)
     for j, (name, colors) in enumerate(panels):
         _draw(axes[0, j], coord, colors, "top", size)
         _draw(axes[1, j], coord, colors, "oblique", size)
@@ -112,18 +107,9 @@ def render(coord: np.ndarray, panels: list[tuple[str, np.ndarray]], out: str | P
     if legend:
         handles = [Patch(color=c, label=n) for n, c in legend]
         fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False, title="classes")
-    if colorbar:
-        cmap, label = colorbar
-        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
-        fig.colorbar(sm, ax=axes.ravel().tolist(), fraction=0.025, label=label)
     fig.suptitle(title, fontsize=13)
-    if not colorbar:
-        fig.tight_layout(rect=(0, 0, 1 - (2.6 / fig.get_figwidth() if legend else 0), 0.96))
-    out = Path(out)
-    with atomic_file(out, "wb") as f:
-        fig.savefig(f, format="png", dpi=90)
-    plt.close(fig)
-    return out
+    fig.tight_layout(rect=(0, 0, 1 - (2.6 / fig.get_figwidth() if legend else 0), 0.96))
+    return save_png(fig, out, dpi=90)
 
 
 def render_segmentation(coord: np.ndarray, gt: np.ndarray | None, pred: np.ndarray | None, out: str | Path,

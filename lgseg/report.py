@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lgseg.errors import LgsegError
+from lgseg.plots import pyplot, save_png
 
 SPLITS = ("head", "common", "tail", "all")
 METRICS = ("miou", "precision", "recall")
@@ -153,13 +154,9 @@ def fig5_markdown(results: dict) -> str:
 
 
 def table1_png(results: dict, path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = pyplot().subplots(1, 3, figsize=(15, 4.2))
     width = 0.8 / len(TABLE1)
     x = np.arange(len(SPLITS))
     for ax, metric in zip(axes, METRICS, strict=True):
@@ -175,16 +172,12 @@ def table1_png(results: dict, path: str | Path) -> None:
         ax.set_ylabel("%")
     axes[0].legend(fontsize=7, loc="upper right")
     fig.suptitle("Table 1: bars ours, black ticks the paper's ScanNet200 numbers")
-    _save(fig, path)
+    fig.tight_layout()
+    save_png(fig, path)
 
 
 def fig5_png(results: dict, path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = pyplot().subplots(figsize=(6, 4.2))
     for j, (label, _, full) in enumerate(FIG5_METHODS):
         pts = [(f, f"f5-{label.lower()}-{round(f * 100)}") for f in FRACTIONS] + [(1.0, full)]
         xy = [(f * 100, _value(results[n]["metrics"], "all", "miou")) for f, n in pts if n in results]
@@ -195,18 +188,8 @@ def fig5_png(results: dict, path: str | Path) -> None:
     ax.set_xticks([5, 10, 50, 100], ["5 %", "10 %", "50 %", "100 %"])
     ax.set(xlabel="annotated train points", ylabel="mIoU (%)", title="Fig. 5: limited annotations")
     ax.legend()
-    _save(fig, path)
-
-
-def _save(fig, path: str | Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from lgseg.fileio import atomic_file
-
     fig.tight_layout()
-    with atomic_file(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def write_report(out: str | Path, exp_show: list) -> dict[str, Path]:
