@@ -1,12 +1,42 @@
 #!/usr/bin/env bash
-# Set up everything lgseg needs on a fresh Debian machine (Python 3.11, CPU): system packages,
-# a virtualenv in .venv, pinned Python packages and MinkowskiEngine 0.5.4 built for the CPU.
+# Set up everything lgseg needs on a fresh Debian machine (Python 3.11): system packages, a
+# virtualenv in .venv, pinned Python packages, spconv 2.3.8 and MinkowskiEngine 0.5.4 (CPU build).
+# With an NVIDIA GPU (nvidia-smi works) it installs torch's CUDA build and spconv's CUDA wheel;
+# MinkowskiEngine stays a CPU build there (its last release does not build against CUDA 12/13).
 # Safe to run again: it does nothing when the inputs below have not changed since the last run.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=.venv
 STAMP="$VENV/.lgseg-install-stamp"
-want=$(cat install.sh requirements.txt constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+
+# The GPU: the driver's CUDA version picks spconv's wheel (its newest is built for CUDA 12.6,
+# which newer drivers run too). torch 2.13.0 from PyPI is a CUDA 13 build, so it needs a driver
+# for CUDA >= 13.0; for an older driver set LGSEG_TORCH_INDEX to a PyTorch wheel index of a
+# CUDA version the driver runs (not tested by this project).
+SPCONV=(spconv==2.3.8 cumm==0.7.11)
+TORCH_INDEX=()
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  cuda=$(nvidia-smi | sed -n 's/.*CUDA Version: *\([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -n 1)
+  read -r major minor <<<"${cuda:-0 0}"
+  v=$((major * 100 + minor))
+  if   [ "$v" -ge 1206 ]; then cu=cu126
+  elif [ "$v" -ge 1204 ]; then cu=cu124
+  elif [ "$v" -ge 1201 ]; then cu=cu121
+  elif [ "$v" -ge 1108 ]; then cu=cu118
+  else echo "install.sh: the NVIDIA driver runs CUDA ${major}.${minor}; spconv needs >= 11.8: update the driver" >&2; exit 1
+  fi
+  if [ "$v" -lt 1300 ] && [ -z "${LGSEG_TORCH_INDEX:-}" ]; then
+    echo "install.sh: the NVIDIA driver runs CUDA ${major}.${minor}, torch 2.13.0 from PyPI needs CUDA 13;" \
+         "update the driver, or set LGSEG_TORCH_INDEX to a PyTorch wheel index for CUDA <= ${major}.${minor}" >&2
+    exit 1
+  fi
+  SPCONV=("spconv-$cu==2.3.8" "cumm-$cu==0.7.11")
+  [ -n "${LGSEG_TORCH_INDEX:-}" ] && TORCH_INDEX=(--index-url "$LGSEG_TORCH_INDEX" --extra-index-url https://pypi.org/simple)
+  echo "install.sh: NVIDIA GPU with CUDA ${major}.${minor}: torch's CUDA build and ${SPCONV[0]}"
+fi
+
+want=$( (cat install.sh requirements.txt constraints.txt pyproject.toml; echo "${SPCONV[*]} ${TORCH_INDEX[*]}") \
+        | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   echo "install.sh: .venv is up to date"; exit 0
 fi
@@ -24,8 +54,10 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 # still decides (pipefail), the filter never fails.
 pip_quiet() { "${PIP[@]}" "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
 # torch first, then everything else constrained to it (an unpinned torch pulls GBs of CUDA wheels).
-pip_quiet install -q torch==2.13.0
+pip_quiet install -q "${TORCH_INDEX[@]}" torch==2.13.0
 pip_quiet install -q -c constraints.txt -r requirements.txt
+# spconv: prebuilt wheels, no compiler; one wheel serves any torch (it does not link torch's C++ ABI)
+pip_quiet install -q -c constraints.txt "${SPCONV[@]}"
 
 # MinkowskiEngine 0.5.4 from its sdist; pip caches the built wheel, so a reinstall takes seconds.
 if ! "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('MinkowskiEngine') is None)"; then

@@ -10,7 +10,8 @@ def main(params: dict, tracker) -> None:
     split = params["evaluate"]["split"]
     s = evaluate_model("models/finetune.pt", "data/processed", f"data/gt/{split}", "predictions",
                        "metrics/evaluate.json", "metrics/per_class.csv", split=split,
-                       device=params["train"]["device"], confusion_csv="metrics/confusion.csv")
+                       device=params["train"]["device"], backend=params["model"]["backend"],
+                       confusion_csv="metrics/confusion.csv")
     a = s["all"]
     print(f"{split}: mIoU {a['miou']:.2f}  (200-class mean {a['miou_200']:.2f})  precision {a['precision']:.2f}  "
           f"recall {a['recall']:.2f}  head/common/tail mIoU "

@@ -10,7 +10,6 @@ import yaml
 
 from lgseg.config import training_config
 from lgseg.models import build_model, transfer_weights
-from lgseg.models.minkowski import import_minkowski
 from lgseg.scannet.constants import CLASS_NAMES, NUM_CLASSES
 from lgseg.text import build_text_encoder, class_embeddings
 from lgseg.text.clip_text import clip_model_module
@@ -44,11 +43,15 @@ def test_paper_profile_is_the_reference_setting(stage):
                                                    "color_translation", "color_jitter"))
     assert cfg["augment"]["crop_points"] == 0 and cfg["augment"]["random_translation"] == 100
     if stage == "pretrain":
-        assert cfg["model"] == ref["model"] and cfg["contrastive"] == {
+        assert cfg["model"]["name"] == ref["model"] and cfg["contrastive"] == {
             "t_pos": ref["t_pos"], "t_neg": ref["t_neg"], "neg_weight": ref["lambda_neg"],
             "num_negatives": ref["num_negatives"], "form": "reference"}
     else:
         assert cfg["loss"]["type"] == "cb_focal" and cfg["loss"]["gamma"] == ref["focal_gamma"]
+    # the authors' model's training-time details (reference-notes 1.12) and today's GPU engine
+    assert cfg["model"] == {"name": cfg["model"]["name"], "backend": "spconv", "block_bn_momentum": 0.1,
+                            "init": "minkowski"}
+    assert cfg["voxel_point"] == "first"
     assert PAPER["data"]["source"] == "scannet" and PAPER["text"]["encoder"] == "clip"
     assert PAPER["text"]["clip_model"] == "ViT-B/32" and PAPER["text"]["prompt"] == "{}"
 
@@ -70,10 +73,10 @@ def clip_embeddings(tmp_path_factory):
 
 def test_paper_profile_builds_its_models(clip_embeddings):
     assert clip_embeddings.shape == (len(CLASS_NAMES), REF["pretrain"]["feature_dim"])
-    ME = import_minkowski()
     pre_cfg, ft_cfg = training_config(PAPER, "pretrain"), training_config(PAPER, "finetune")
-    pretrain = build_model({"name": pre_cfg["model"]}, feature_dim=clip_embeddings.shape[1], num_classes=None).eval()
-    xyz = ME.utils.sparse_quantize(torch.randint(0, 16, (64, 3), dtype=torch.int32)).int()  # unique voxels
+    pretrain = build_model(pre_cfg["model"], feature_dim=clip_embeddings.shape[1], num_classes=None).eval()
+    assert pretrain.backend == "spconv"
+    xyz = torch.unique(torch.randint(0, 16, (64, 3), dtype=torch.int32), dim=0)  # unique voxels
     coords = torch.cat([torch.zeros(len(xyz), 1, dtype=torch.int32), xyz], 1)  # batch index 0
     with torch.no_grad():
         out = pretrain(coords, torch.rand(len(coords), 3) - 0.5)
@@ -81,7 +84,7 @@ def test_paper_profile_builds_its_models(clip_embeddings):
     # 34D's last block already has the text width: no projection layer, as in the reference
     assert not any("projection" in name for name, _ in pretrain.named_parameters())
 
-    finetune = build_model({"name": ft_cfg["model"]}, feature_dim=512, num_classes=NUM_CLASSES)
+    finetune = build_model(ft_cfg["model"], feature_dim=512, num_classes=NUM_CLASSES)
     report = transfer_weights(finetune, pretrain.state_dict())
     assert report["new"] and all(k.startswith("classifier.") for k in report["new"])
     assert not report["mismatched"] and not report["unused"]

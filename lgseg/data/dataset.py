@@ -18,6 +18,7 @@ from lgseg.data.voxelize import voxelize
 from lgseg.errors import InputError
 from lgseg.scannet.constants import IGNORE_INDEX
 
+VOXEL_POINTS = ("random", "first")
 _PREPROCESS_FIX = "Run the preprocess stage first (dvc repro preprocess, or lgseg preprocess)"
 
 
@@ -29,7 +30,8 @@ class ScanNetDataset(Dataset):
     when not training, ``inverse`` (N,) int64 voxel of each mesh vertex (to map predictions back).
 
     Training applies the augmentations of ``transforms_cfg`` (see ``build_transforms``) in
-    metres, picks a random representative point per voxel and adds a random integer translation
+    metres, picks the representative point of each voxel (``voxel_point``: ``random``, a new one
+    every epoch, or ``first`` in file order, as the authors' code) and adds a random integer translation
     in ``[0, random_translation)`` voxels per axis (the reference's ``rand(3) * 100``; 0 = off).
     The randomness of item ``index`` comes from ``np.random.default_rng([seed, epoch, index])``,
     so it is the same in any worker process and changes with ``set_epoch``. (With persistent
@@ -53,11 +55,14 @@ class ScanNetDataset(Dataset):
         seed: int = 0,
         ignore_classes: Sequence[int] | None = None,
         instance_sampler=None,
+        voxel_point: str = "random",
     ) -> None:
         if voxel_size <= 0:
             raise ValueError(f"voxel_size must be > 0, not {voxel_size}")
         if loop < 1:
             raise ValueError(f"loop must be >= 1, not {loop}")
+        if voxel_point not in VOXEL_POINTS:
+            raise ValueError(f"voxel_point must be one of {', '.join(VOXEL_POINTS)}, not {voxel_point!r}")
         if random_translation < 0:
             raise ValueError(f"random_translation must be >= 0, not {random_translation}")
         self.split_dir = Path(root) / split
@@ -67,6 +72,7 @@ class ScanNetDataset(Dataset):
         self.loop = int(loop)
         self.random_translation = int(random_translation)
         self.seed = int(seed)
+        self.voxel_point = voxel_point
         self.epoch = 0
         self.transforms = build_transforms(transforms_cfg, train=self.train)
         self.ignore_classes = (None if ignore_classes is None
@@ -143,7 +149,7 @@ class ScanNetDataset(Dataset):
         if self.instance_sampler is not None:
             sample, _ = self.instance_sampler(sample, self._instances(scene, num_points), rng)
         sample = self.transforms(sample, rng)
-        vox = voxelize(sample["coord"], self.voxel_size, rng)
+        vox = voxelize(sample["coord"], self.voxel_size, rng if self.voxel_point == "random" else None)
 
         coord = vox.voxel_coord
         if self.train and self.random_translation > 0:

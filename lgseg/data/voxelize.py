@@ -1,7 +1,9 @@
 """Grid quantization: one voxel per occupied ``voxel_size`` cell, one representative point each.
 
 Like the reference (MinkowskiEngine ``sparse_quantize(return_index=True)``), a voxel takes the
-colour and label of a single representative point; there is no majority vote.
+colour and label of a single representative point; there is no majority vote. The reference's
+representative is always the first point in file order, in training too; drawing a random one
+per epoch (``rng``) is lgseg's option (``data.train_voxel_point``), not the reference's.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Build everything a training stage needs from its params, run it, and save the final model.
 
-``run_training("pretrain" | "finetune", cfg, paths)`` is what the DVC stages and ``lgseg train``
+``run_training("pretrain" | "finetune", cfg, paths)`` is what the pretrain and finetune stages
 call; it works the same in one process and under ``torchrun`` (one process per device).
 """
 
@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from lgseg.data import CollateFn, ScanNetDataset
 from lgseg.data.instance_sampling import InstanceSampler
 from lgseg.data.instances import InstanceBank
-from lgseg.engine.checkpoint import load_checkpoint, load_model, save_model, seed_everything
+from lgseg.engine.checkpoint import load_checkpoint, read_weights, save_model, seed_everything
 from lgseg.engine.distributed import barrier, cleanup, init_distributed
 from lgseg.engine.hooks import CheckpointHook, CurveHook, LogHook
 from lgseg.engine.optim import build_optimizer, build_scheduler
@@ -43,7 +43,7 @@ class TrainPaths:
     model: Path  # final weights + what is needed to rebuild the network
     curve: Path  # per-epoch metrics (CSV)
     embeddings: Path | None = None  # text embeddings dir (pretraining; fine-tune head-free init)
-    init: Path | None = None  # pretrained model to start fine-tuning from (None = scratch)
+    init: Path | None = None  # weights to start fine-tuning from: an lgseg model or the authors' checkpoint
     stats: Path | None = None  # stats.json (class counts for class-balanced losses)
     instances: Path | None = None  # instance bank (instance sampling while fine-tuning)
 
@@ -58,6 +58,7 @@ def _loaders(cfg: dict, paths: TrainPaths, dist, train_ignore=None):
     translation = augment.pop("random_translation", 100)
     common = dict(voxel_size=cfg["voxel_size"], seed=cfg["seed"])
     train_set = ScanNetDataset(paths.processed, "train", transforms_cfg=augment, train=True,
+                               voxel_point=cfg["voxel_point"],
                                random_translation=translation, instance_sampler=_instance_sampler(cfg, paths),
                                ignore_classes=train_ignore, **common)
     val_set = ScanNetDataset(paths.processed, "val", train=False, **common)
@@ -112,7 +113,7 @@ def run_training(kind: str, cfg: dict, paths: TrainPaths, extra_hooks=(), progre
     try:
         seed_everything(cfg["seed"] + dist.rank)
         emb, text_meta = load_embeddings(paths.embeddings) if paths.embeddings else (None, None)
-        model_cfg = {"name": cfg["model"], **cfg.get("model_options", {})}
+        model_cfg = cfg["model"]
         holdout = holdout_classes(cfg.get("holdout") or []) if kind == "pretrain" else []
         if kind == "pretrain":
             model = build_model(model_cfg, feature_dim=emb.shape[1], num_classes=None)
@@ -122,17 +123,17 @@ def run_training(kind: str, cfg: dict, paths: TrainPaths, extra_hooks=(), progre
             feature_dim = emb.shape[1] if (paths.init and emb is not None) else None
             model = build_model(model_cfg, feature_dim=feature_dim, num_classes=NUM_CLASSES)
             if paths.init:
-                pretrained, pre_meta = load_model(paths.init)
-                if text_meta is not None and pre_meta.get("text") is not None:  # same text space
+                state, pre_meta = read_weights(paths.init)
+                if text_meta is not None and (pre_meta or {}).get("text") is not None:  # same text space
                     check_compatible(pre_meta["text"], text_meta, "pretrained model", "text embeddings")
-                transfer_weights(model, pretrained.state_dict(), logger=log)
+                transfer_weights(model, state, logger=log)
             counts = json.loads(Path(paths.stats).read_text())["train_points"] if paths.stats else None
             task = FinetuneTask(build_loss(cfg["loss"], class_counts=counts))
+        model.backbone.backend.check_device(dist.device)
         model = model.to(dist.device)
         if dist.distributed:
-            if dist.device.type == "cuda":
-                from lgseg.models.minkowski import import_minkowski
-                model = import_minkowski().MinkowskiSyncBatchNorm.convert_sync_batchnorm(model)
+            if dist.device.type == "cuda":  # spconv's BNs are torch BatchNorm1d (MinkowskiEngine: CPU only)
+                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
             model = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
         train_loader, val_loader = _loaders(cfg, paths, dist, train_ignore=holdout or None)

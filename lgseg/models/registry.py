@@ -1,5 +1,6 @@
-"""Build a model from its params.yaml section, e.g.
-``{"name": "Res16UNet34C", "in_channels": 3, "conv1_kernel_size": 3, "bn_momentum": 0.02}``.
+"""Build a model from its config, e.g. ``{"name": "Res16UNet34C", "backend": "spconv",
+"bn_momentum": 0.02, "block_bn_momentum": 0.1, "init": "minkowski"}`` (``name`` from the
+stage's ``model`` key, the rest from params.yaml's ``model`` section).
 
 ``feature_dim`` (the text-embedding width D) and ``num_classes`` (None in pre-training) are
 run-time context, never cfg keys: they follow from the text encoder and the stage.
@@ -18,10 +19,12 @@ MODELS = Registry("model")
 
 
 def _make_builder(cls: type[Res16UNetBase]):
-    def builder(in_channels: int = 3, conv1_kernel_size: int = 3, bn_momentum: float = 0.02,
+    def builder(backend: str = "minkowski", in_channels: int = 3, conv1_kernel_size: int = 3,
+                bn_momentum: float = 0.02, block_bn_momentum: float | None = None, init: str = "kaiming",
                 final_relu: bool | None = None, *, feature_dim: int | None = None) -> Res16UNetBase:
         return cls(in_channels=in_channels, feature_dim=feature_dim, conv1_kernel_size=conv1_kernel_size,
-                   bn_momentum=bn_momentum, final_relu=final_relu)
+                   bn_momentum=bn_momentum, block_bn_momentum=block_bn_momentum, final_relu=final_relu,
+                   backend=backend, init=init)
     builder.__doc__ = f"{cls.__name__} backbone ({cls.__doc__})"
     return builder
 
@@ -50,4 +53,4 @@ def build_model(cfg: Mapping[str, Any], feature_dim: int | None, num_classes: in
                              f"{', '.join(['name', *allowed])}")
     backbone = MODELS.build({"type": name, **{k: v for k, v in cfg.items() if k != "name"}},
                             feature_dim=feature_dim)
-    return SegmentationNet(backbone, num_classes=num_classes)
+    return SegmentationNet(backbone, num_classes=num_classes, init=cfg.get("init", "kaiming"))

@@ -1,66 +1,67 @@
-"""Res16UNet sparse-convolutional U-Nets (MinkowskiEngine) and the segmentation wrapper.
+"""Res16UNet sparse-convolutional U-Nets, written once over a sparse-conv backend, and the
+segmentation wrapper.
 
 Architecture as in the reference (MinkowskiEngine's Res16UNet, used by LanguageGroundedSemseg):
 a stem conv to ``INIT_DIM`` channels, four encoder levels (stride-2 kernel-2 conv that keeps the
 width, then ``LAYERS[i]`` BasicBlocks of ``PLANES[i]``), four decoder levels (stride-2 kernel-2
 transposed conv to ``PLANES[4+i]``, concatenation with the encoder skip of the same resolution,
 the last one with the stem output, then ``LAYERS[4+i]`` BasicBlocks). Every conv is followed by
-BatchNorm (momentum 0.02, the reference default) and ReLU.
+BatchNorm and ReLU.
 
-Inside the backbone, module names follow the reference (``conv0p1s1``, ``bn0``, ``block1``, ...,
-``convtr7p2s2``, ``block8``) so that a reference checkpoint maps onto ``backbone.*`` by name
-(see ``lgseg.models.weights``); the reference's ``final`` conv is our ``classifier``.
+Module names follow the reference (``conv0p1s1``, ``bn0``, ``block1``, ..., ``convtr7p2s2``,
+``block8``) and every backend keeps MinkowskiEngine's parameter names and kernel layout, so a
+reference checkpoint maps onto ``backbone.*`` by name on either engine (``lgseg.models.weights``);
+the reference's ``final`` conv is our ``classifier``.
 
-``SegmentationNet`` hides MinkowskiEngine from callers: it takes integer voxel coordinates
-``(M, 4)`` (batch index first) and features ``(M, C)`` and returns ``(M, out)`` in input row order.
+``SegmentationNet`` hides the engine from callers: it takes integer voxel coordinates ``(M, 4)``
+(batch index first) and features ``(M, C)`` and returns ``(M, out)`` in input row order.
+
+Three training-time details of the authors' model are switches (``lgseg.models.registry``):
+BatchNorm momentum inside the residual blocks (theirs: 0.1, because their ``bn_momentum`` never
+reaches the blocks; the stem, strided and transposed-conv BNs use ``bn_momentum``), and the
+initialisation (theirs: MinkowskiEngine's default uniform kernels and biases; ``kaiming``: He-normal
+kernels, zero biases).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from lgseg.models.minkowski import import_minkowski
+from lgseg.models.backends import get_backend
 
-ME = import_minkowski()
-
-D = 3  # spatial dimension
-
-
-def _conv(cin: int, cout: int, kernel_size: int, stride: int = 1, bias: bool = False) -> nn.Module:
-    return ME.MinkowskiConvolution(cin, cout, kernel_size=kernel_size, stride=stride, bias=bias, dimension=D)
-
-
-def _bn(channels: int, momentum: float) -> nn.Module:
-    return ME.MinkowskiBatchNorm(channels, momentum=momentum)
+INITS = ("kaiming", "minkowski")
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3x3 convs with BN; identity (or 1x1 conv + BN when widths differ) residual.
+    """Two 3x3x3 convs with BN; identity (or the given ``downsample``, a 1x1 conv + BN, when widths
+    differ) residual.
 
     ``final_relu=False`` drops the ReLU after the residual sum (the reference's ``NoReluBlock``),
-    so the block's output can be negative.
+    so the block's output can be negative. ``level``: log2 of the tensor stride it works at.
     """
 
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, bn_momentum: float = 0.02, final_relu: bool = True) -> None:
+    def __init__(self, backend, inplanes: int, planes: int, bn_momentum: float, downsample: nn.Module | None = None,
+                 final_relu: bool = True, level: int = 0) -> None:
         super().__init__()
-        self.conv1 = _conv(inplanes, planes, 3)
-        self.norm1 = _bn(planes, bn_momentum)
-        self.conv2 = _conv(planes, planes, 3)
-        self.norm2 = _bn(planes, bn_momentum)
-        self.relu = ME.MinkowskiReLU(inplace=True)
-        self.downsample = (nn.Sequential(_conv(inplanes, planes, 1), _bn(planes, bn_momentum))
-                           if inplanes != planes else None)
+        b = self.backend = backend
+        self.conv1 = b.conv(inplanes, planes, 3, level=level)
+        self.norm1 = b.batch_norm(planes, bn_momentum)
+        self.conv2 = b.conv(planes, planes, 3, level=level)
+        self.norm2 = b.batch_norm(planes, bn_momentum)
+        self.relu = b.relu()
+        self.downsample = downsample
         self.final_relu = final_relu
 
     def forward(self, x):
         out = self.relu(self.norm1(self.conv1(x)))
         out = self.norm2(self.conv2(out))
-        out = out + (self.downsample(x) if self.downsample is not None else x)
+        out = self.backend.add(out, self.downsample(x) if self.downsample is not None else x)
         return self.relu(out) if self.final_relu else out
 
 
@@ -73,9 +74,14 @@ class Res16UNetBase(nn.Module):
             output is the feature; otherwise a 1x1 conv + BN ``projection`` (no ReLU)
             maps ``PLANES[-1]`` to ``feature_dim``.
         conv1_kernel_size: kernel of the stem conv.
-        bn_momentum: BatchNorm momentum of every BN layer.
+        bn_momentum: momentum of the stem, strided, transposed-conv, downsample and projection BNs.
+        block_bn_momentum: momentum of the two BNs of every residual block; None: ``bn_momentum``
+            (the authors' code: 0.1, torch's default, as their ``bn_momentum`` never reaches the blocks).
         final_relu: whether the very last residual block ends with ReLU; None: the variant's
             default ``FINAL_RELU``.
+        backend: sparse-conv engine, ``minkowski`` or ``spconv`` (``lgseg.models.backends``).
+        init: ``kaiming`` (He-normal kernels, zero biases) or ``minkowski`` (the engine's default
+            uniform kernels and biases, which the authors' model keeps).
     """
 
     BLOCK = BasicBlock
@@ -85,7 +91,8 @@ class Res16UNetBase(nn.Module):
     FINAL_RELU = True
 
     def __init__(self, in_channels: int = 3, feature_dim: int | None = None, conv1_kernel_size: int = 3,
-                 bn_momentum: float = 0.02, final_relu: bool | None = None) -> None:
+                 bn_momentum: float = 0.02, final_relu: bool | None = None, block_bn_momentum: float | None = None,
+                 backend: str = "minkowski", init: str = "kaiming") -> None:
         super().__init__()
         if len(self.LAYERS) != 8 or len(self.PLANES) != 8:
             raise ValueError(f"{type(self).__name__} needs 8 LAYERS and 8 PLANES")
@@ -94,74 +101,68 @@ class Res16UNetBase(nn.Module):
                 raise ValueError(f"{name} must be a positive int, not {value!r}")
         if feature_dim is not None and (not isinstance(feature_dim, int) or feature_dim < 1):
             raise ValueError(f"feature_dim must be a positive int or None, not {feature_dim!r}")
-        if not 0.0 < float(bn_momentum) <= 1.0:
-            raise ValueError(f"bn_momentum must be in (0, 1], not {bn_momentum!r}")
+        for name, value in (("bn_momentum", bn_momentum), ("block_bn_momentum", block_bn_momentum)):
+            if value is not None and not (isinstance(value, (int, float)) and 0.0 < float(value) <= 1.0):
+                raise ValueError(f"{name} must be in (0, 1], not {value!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
+        self.backend = b = get_backend(backend)
         self.in_channels = in_channels
         self.final_relu = self.FINAL_RELU if final_relu is None else bool(final_relu)
-        self._bn_momentum = float(bn_momentum)
-        P, L, m = self.PLANES, self.LAYERS, self._bn_momentum
+        m = self._bn_momentum = float(bn_momentum)
+        self._block_bn_momentum = m if block_bn_momentum is None else float(block_bn_momentum)
+        P, L = self.PLANES, self.LAYERS
 
         self.inplanes = self.INIT_DIM
-        self.conv0p1s1 = _conv(in_channels, self.inplanes, conv1_kernel_size)
-        self.bn0 = _bn(self.inplanes, m)
+        self.conv0p1s1 = b.conv(in_channels, self.inplanes, conv1_kernel_size, level=0)
+        self.bn0 = b.batch_norm(self.inplanes, m)
         # encoder: the stride-2 conv keeps the width, the blocks change it (as in the reference)
-        self.conv1p1s2, self.bn1 = _conv(self.inplanes, self.inplanes, 2, 2), _bn(self.inplanes, m)
-        self.block1 = self._make_layer(P[0], L[0])
-        self.conv2p2s2, self.bn2 = _conv(self.inplanes, self.inplanes, 2, 2), _bn(self.inplanes, m)
-        self.block2 = self._make_layer(P[1], L[1])
-        self.conv3p4s2, self.bn3 = _conv(self.inplanes, self.inplanes, 2, 2), _bn(self.inplanes, m)
-        self.block3 = self._make_layer(P[2], L[2])
-        self.conv4p8s2, self.bn4 = _conv(self.inplanes, self.inplanes, 2, 2), _bn(self.inplanes, m)
-        self.block4 = self._make_layer(P[3], L[3])
-        # decoder: upsample, then concatenate the skip of the same resolution
+        self.conv1p1s2, self.bn1 = b.conv(self.inplanes, self.inplanes, 2, 2, level=0), b.batch_norm(self.inplanes, m)
+        self.block1 = self._make_layer(P[0], L[0], level=1)
+        self.conv2p2s2, self.bn2 = b.conv(self.inplanes, self.inplanes, 2, 2, level=1), b.batch_norm(self.inplanes, m)
+        self.block2 = self._make_layer(P[1], L[1], level=2)
+        self.conv3p4s2, self.bn3 = b.conv(self.inplanes, self.inplanes, 2, 2, level=2), b.batch_norm(self.inplanes, m)
+        self.block3 = self._make_layer(P[2], L[2], level=3)
+        self.conv4p8s2, self.bn4 = b.conv(self.inplanes, self.inplanes, 2, 2, level=3), b.batch_norm(self.inplanes, m)
+        self.block4 = self._make_layer(P[3], L[3], level=4)
+        # decoder: upsample onto the level below, then concatenate that level's skip
         skips = (P[2], P[1], P[0], self.INIT_DIM)
-        self.convtr4p16s2, self.bntr4 = self._up(P[4]), _bn(P[4], m)
+        self.convtr4p16s2, self.bntr4 = b.conv_transpose(self.inplanes, P[4], 2, 2, level=3), b.batch_norm(P[4], m)
         self.inplanes = P[4] + skips[0]
-        self.block5 = self._make_layer(P[4], L[4])
-        self.convtr5p8s2, self.bntr5 = self._up(P[5]), _bn(P[5], m)
+        self.block5 = self._make_layer(P[4], L[4], level=3)
+        self.convtr5p8s2, self.bntr5 = b.conv_transpose(self.inplanes, P[5], 2, 2, level=2), b.batch_norm(P[5], m)
         self.inplanes = P[5] + skips[1]
-        self.block6 = self._make_layer(P[5], L[5])
-        self.convtr6p4s2, self.bntr6 = self._up(P[6]), _bn(P[6], m)
+        self.block6 = self._make_layer(P[5], L[5], level=2)
+        self.convtr6p4s2, self.bntr6 = b.conv_transpose(self.inplanes, P[6], 2, 2, level=1), b.batch_norm(P[6], m)
         self.inplanes = P[6] + skips[2]
-        self.block7 = self._make_layer(P[6], L[6])
-        self.convtr7p2s2, self.bntr7 = self._up(P[7]), _bn(P[7], m)
+        self.block7 = self._make_layer(P[6], L[6], level=1)
+        self.convtr7p2s2, self.bntr7 = b.conv_transpose(self.inplanes, P[7], 2, 2, level=0), b.batch_norm(P[7], m)
         self.inplanes = P[7] + skips[3]
-        self.block8 = self._make_layer(P[7], L[7], final_relu=self.final_relu)
-        self.relu = ME.MinkowskiReLU(inplace=True)
+        self.block8 = self._make_layer(P[7], L[7], level=0, final_relu=self.final_relu)
+        self.relu = b.relu()
 
         self.out_channels = P[7] if feature_dim is None else feature_dim
         # BN keeps the projected features on the scale of a BN'd residual block (as 34D's are):
         # the cosine pretraining loss ignores feature norms, and unbounded norms made the
         # classifier's logits explode when fine-tuning started from them
-        self.projection = (nn.Sequential(_conv(P[7], feature_dim, 1), _bn(feature_dim, m))
+        self.projection = (nn.Sequential(b.conv(P[7], feature_dim, 1), b.batch_norm(feature_dim, m))
                            if feature_dim is not None and feature_dim != P[7] else None)
-        self._init_weights()
+        init_weights(self, init)
 
-    def _up(self, planes: int) -> nn.Module:
-        return ME.MinkowskiConvolutionTranspose(self.inplanes, planes, kernel_size=2, stride=2, bias=False,
-                                                dimension=D)
-
-    def _make_layer(self, planes: int, blocks: int, final_relu: bool = True) -> nn.Sequential:
-        layers = []
+    def _make_layer(self, planes: int, blocks: int, level: int, final_relu: bool = True) -> nn.Sequential:
+        b, layers = self.backend, []
         for i in range(blocks):
             last = i == blocks - 1
-            layers.append(self.BLOCK(self.inplanes, planes, self._bn_momentum, final_relu=final_relu or not last))
+            downsample = (nn.Sequential(b.conv(self.inplanes, planes, 1), b.batch_norm(planes, self._bn_momentum))
+                          if self.inplanes != planes * self.BLOCK.expansion else None)
+            layers.append(self.BLOCK(b, self.inplanes, planes, self._block_bn_momentum, downsample,
+                                     final_relu=final_relu or not last, level=level))
             self.inplanes = planes * self.BLOCK.expansion
         return nn.Sequential(*layers)
 
-    def _init_weights(self) -> None:
-        # reference initialisation: Kaiming-normal kernels (fan_out, ReLU), BN as identity
-        for mod in self.modules():
-            if isinstance(mod, (ME.MinkowskiConvolution, ME.MinkowskiConvolutionTranspose)):
-                nn.init.kaiming_normal_(mod.kernel, mode="fan_out", nonlinearity="relu")
-                if mod.bias is not None:
-                    nn.init.zeros_(mod.bias)
-            elif isinstance(mod, ME.MinkowskiBatchNorm):
-                nn.init.ones_(mod.bn.weight)
-                nn.init.zeros_(mod.bn.bias)
-
     def forward(self, x):
         """Sparse tensor in, sparse tensor of ``out_channels`` on the input's coordinates out."""
+        cat = self.backend.cat
         out_p1 = self.relu(self.bn0(self.conv0p1s1(x)))
         out = self.relu(self.bn1(self.conv1p1s2(out_p1)))
         out_b1p2 = self.block1(out)
@@ -173,14 +174,41 @@ class Res16UNetBase(nn.Module):
         out = self.block4(out)
 
         out = self.relu(self.bntr4(self.convtr4p16s2(out)))
-        out = self.block5(ME.cat(out, out_b3p8))
+        out = self.block5(cat(out, out_b3p8))
         out = self.relu(self.bntr5(self.convtr5p8s2(out)))
-        out = self.block6(ME.cat(out, out_b2p4))
+        out = self.block6(cat(out, out_b2p4))
         out = self.relu(self.bntr6(self.convtr6p4s2(out)))
-        out = self.block7(ME.cat(out, out_b1p2))
+        out = self.block7(cat(out, out_b1p2))
         out = self.relu(self.bntr7(self.convtr7p2s2(out)))
-        out = self.block8(ME.cat(out, out_p1))
+        out = self.block8(cat(out, out_p1))
         return self.projection(out) if self.projection is not None else out
+
+
+def init_weights(module: nn.Module, init: str = "kaiming") -> None:
+    """Initialise every conv (canonical ``kernel`` (k^3, Cin, Cout) or (Cin, Cout)) and BN in ``module``.
+
+    ``kaiming``: He-normal kernels (torch's fan_out of the canonical tensor, ReLU gain), zero biases.
+    ``minkowski``: MinkowskiEngine's ``reset_parameters``: kernel and bias uniform in +-1/sqrt(n),
+    n = Cin x k^3 (Cout x k^3 for a transposed conv). BN: weight 1, bias 0 either way.
+    """
+    for mod in module.modules():
+        kernel = getattr(mod, "kernel", None)
+        if isinstance(kernel, nn.Parameter):
+            bias = getattr(mod, "bias", None)
+            if init == "kaiming":
+                nn.init.kaiming_normal_(kernel, mode="fan_out", nonlinearity="relu")
+                if bias is not None:
+                    nn.init.zeros_(bias)
+            else:
+                volume = kernel.shape[0] if kernel.ndim == 3 else 1
+                width = kernel.shape[-1] if getattr(mod, "is_transpose", False) else kernel.shape[-2]
+                bound = 1.0 / math.sqrt(width * volume)
+                nn.init.uniform_(kernel, -bound, bound)
+                if bias is not None:
+                    nn.init.uniform_(bias, -bound, bound)
+        elif isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            nn.init.ones_(mod.weight)
+            nn.init.zeros_(mod.bias)
 
 
 class Res16UNet34C(Res16UNetBase):
@@ -218,16 +246,15 @@ class SegmentationNet(nn.Module):
     input is one of their feature rows) and every duplicate row gets that voxel's output.
     """
 
-    def __init__(self, backbone: Res16UNetBase, num_classes: int | None = None) -> None:
+    def __init__(self, backbone: Res16UNetBase, num_classes: int | None = None, init: str = "kaiming") -> None:
         super().__init__()
         if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
             raise ValueError(f"num_classes must be a positive int or None, not {num_classes!r}")
         self.backbone = backbone
         self.num_classes = num_classes
-        self.classifier = _conv(backbone.out_channels, num_classes, 1, bias=True) if num_classes else None
-        if self.classifier is not None:  # initialised like every conv of the reference model
-            nn.init.kaiming_normal_(self.classifier.kernel, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(self.classifier.bias)
+        self.classifier = backbone.backend.conv(backbone.out_channels, num_classes, 1, bias=True) if num_classes else None
+        if self.classifier is not None:  # initialised like every conv of the backbone
+            init_weights(self.classifier, init)
 
     @property
     def feature_dim(self) -> int:
@@ -236,6 +263,10 @@ class SegmentationNet(nn.Module):
     @property
     def arch(self) -> str:
         return type(self.backbone).__name__
+
+    @property
+    def backend(self) -> str:
+        return self.backbone.backend.name
 
     def forward(self, coords: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         """(M, num_classes) logits, or (M, feature_dim) features without a classifier."""
@@ -247,22 +278,17 @@ class SegmentationNet(nn.Module):
 
     def _run(self, coords: torch.Tensor, feats: torch.Tensor, head: bool) -> torch.Tensor:
         _check_inputs(coords, feats, self.backbone.in_channels)
-        # RANDOM_SUBSAMPLE: a plain gather (unique coordinates need no averaging), while
-        # UNWEIGHTED_AVERAGE would add a sparse matmul in forward and backward
-        x = ME.SparseTensor(feats, coordinates=coords.to(feats.device, torch.int32), device=feats.device,
-                            quantization_mode=ME.SparseTensorQuantizationMode.RANDOM_SUBSAMPLE)
+        b = self.backbone.backend
+        x, inverse = b.sparse_tensor(coords, feats)
         out = self.backbone(x)
         if head and self.classifier is not None:
             out = self.classifier(out)
-        # The U-Net ends on the input's own coordinate map, so out.F rows are the unique voxels
-        # in x's order; inverse_mapping sends every input row to its voxel.
-        if out.coordinate_map_key != x.coordinate_map_key:
-            raise RuntimeError("backbone output is not on the input coordinates")
-        return out.F[x.inverse_mapping.long()]
+        # the U-Net ends on the input's voxels; inverse sends every input row to its voxel
+        return b.features(out, x)[inverse]
 
 
 def _check_inputs(coords: torch.Tensor, feats: torch.Tensor, in_channels: int) -> None:
-    if coords.ndim != 2 or coords.shape[1] != D + 1:
+    if coords.ndim != 2 or coords.shape[1] != 4:
         raise ValueError(f"coords must be (M, 4) = (batch, x, y, z), not {tuple(coords.shape)}")
     if coords.dtype.is_floating_point:
         raise ValueError(f"coords must be integer voxel coordinates, not {coords.dtype}")

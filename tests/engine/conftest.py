@@ -14,10 +14,11 @@ from lgseg.scannet.constants import NUM_CLASSES
 from lgseg.text.embed import save_embeddings
 
 TINY_CFG = {
-    "model": "Res16UNet14S", "epochs": 3, "batch_size": 2, "max_points": 10**7, "val_every": 1, "seed": 0,
+    "model": {"name": "Res16UNet14S", "backend": "minkowski"}, "epochs": 3, "batch_size": 2, "max_points": 10**7, "val_every": 1, "seed": 0,
     "optimizer": {"type": "sgd", "lr": 0.02, "momentum": 0.9, "dampening": 0.1, "weight_decay": 1e-4},
     "scheduler": {"type": "multistep", "milestones": [2], "gamma": 0.5},
     "device": "cpu", "amp": False, "num_workers": 0, "cpu_threads": 1, "voxel_size": 0.1,
+    "voxel_point": "random",
     "augment": {"elastic": True, "rotation": True, "scale": True, "flip": True, "auto_contrast": True,
                 "color_translation": True, "color_jitter": True, "random_translation": 10},
     "loss": {"type": "ce"},

@@ -200,7 +200,7 @@ def test_build_model_passes_config_and_context():
 def test_build_model_errors():
     with pytest.raises(ValueError, match="Res16UNet34C.*Res16UNet14S.*'UNet'"):
         build_model({"name": "UNet"}, feature_dim=None, num_classes=None)
-    with pytest.raises(ValueError, match="model.dropout .*allowed keys: name, in_channels"):
+    with pytest.raises(ValueError, match="model.dropout .*allowed keys: name, backend, in_channels"):
         build_model({"name": "Res16UNet14S", "dropout": 0.1}, feature_dim=None, num_classes=None)
     with pytest.raises(ValueError, match="'name'"):
         build_model({"type": "Res16UNet14S"}, feature_dim=None, num_classes=None)
@@ -208,3 +208,45 @@ def test_build_model_errors():
         build_model({"name": "Res16UNet14S", "feature_dim": 8}, feature_dim=None, num_classes=None)
     with pytest.raises(ValueError, match="conv1_kernel_size"):
         build_model({"name": "Res16UNet14S", "conv1_kernel_size": 0}, feature_dim=None, num_classes=None)
+
+
+def test_block_bn_momentum_reaches_exactly_the_residual_blocks_two_bns():
+    """The authors' model: the 46 BNs inside 34C's 23 blocks at 0.1; stem, strided, transposed-conv
+    and the 7 downsample BNs at bn_momentum (reference-notes 1.12)."""
+    net = build_model({"name": "Res16UNet34C", "block_bn_momentum": 0.1}, feature_dim=None, num_classes=None)
+    momenta = {name: m.momentum for name, m in net.named_modules() if isinstance(m, torch.nn.BatchNorm1d)}
+    in_blocks = {n for n in momenta if n.split(".")[-2] in ("norm1", "norm2")}
+    assert len(in_blocks) == 46 and len(momenta) == 62
+    assert len([n for n in momenta if ".downsample." in n]) == 7
+    assert all(momenta[n] == 0.1 for n in in_blocks)
+    assert all(momenta[n] == 0.02 for n in set(momenta) - in_blocks)
+    default = build_model({"name": "Res16UNet34C"}, feature_dim=None, num_classes=None)
+    assert {m.momentum for m in default.modules() if isinstance(m, torch.nn.BatchNorm1d)} == {0.02}
+
+
+@pytest.mark.parametrize("backend", ["minkowski", "spconv"])
+def test_minkowski_init_is_the_engines_default_uniform(backend):
+    """init minkowski: kernel and bias uniform in +-1/sqrt(Cin k^3) (Cout k^3 for transposed convs),
+    as MinkowskiEngine's reset_parameters leaves the authors' model; kaiming: normal, zero bias."""
+    torch.manual_seed(0)
+    net = build_model({"name": "Res16UNet34C", "backend": backend, "init": "minkowski"}, feature_dim=None,
+                      num_classes=200)
+    b = net.backbone
+    cases = {"conv0p1s1": (3 * 27, b.conv0p1s1.kernel), "block3.0.conv1": (64 * 27, b.block3[0].conv1.kernel),
+             "convtr5p8s2": (128 * 8, b.convtr5p8s2.kernel),  # transposed: Cout (not Cin 256) x k^3
+             "classifier": (96, net.classifier.kernel)}
+    for name, (fan, w) in cases.items():
+        bound = 1 / fan ** 0.5
+        assert w.abs().max() <= bound, name
+        # uniform(-a, a) has std a/sqrt(3); 10^4+ samples put it within 3 %
+        assert abs(w.std().item() / (bound / 3 ** 0.5) - 1) < 0.03, name
+    assert 0 < net.classifier.bias.abs().max() <= 1 / 96 ** 0.5
+    kaiming = build_model({"name": "Res16UNet34C", "backend": backend}, feature_dim=None, num_classes=200)
+    assert torch.count_nonzero(kaiming.classifier.bias) == 0
+    w = kaiming.backbone.block3[0].conv1.kernel
+    assert w.abs().max() > 1 / (64 * 27) ** 0.5  # a normal's tail passes the uniform bound
+
+
+def test_build_model_rejects_an_unknown_init():
+    with pytest.raises(ValueError, match="init must be one of kaiming, minkowski"):
+        build_model({"name": "Res16UNet14S", "init": "xavier"}, feature_dim=None, num_classes=None)

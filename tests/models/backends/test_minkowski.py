@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from lgseg.models.minkowski import import_minkowski
+from lgseg.models.backends.minkowski import import_minkowski
 
 
 def test_minkowski_conv_matches_dense_conv3d():
