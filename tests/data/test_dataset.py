@@ -143,3 +143,31 @@ def test_missing_colour_file_is_named(root):
     ds = ScanNetDataset(root, "train")
     with pytest.raises(InputError, match="color.npy"):
         ds[1]
+
+
+@pytest.mark.parametrize("voxel_point", ["first", "random"])
+def test_training_voxel_takes_its_first_point_or_a_random_one(root, voxel_point):
+    """voxel_point first (the authors' code): each training voxel carries the label and colour of
+    its first point in file order, every epoch; random: some voxel carries another point's."""
+    raw = _scene(root, "train", "scene0000_00")
+    cells = np.floor(raw["coord"] / VOXEL).astype(np.int64)
+    _, first, counts = np.unique(cells, axis=0, return_index=True, return_counts=True)
+    ds = ScanNetDataset(root, "train", voxel_size=VOXEL, transforms_cfg=OFF, train=True,
+                        random_translation=0, voxel_point=voxel_point)
+    expected = sorted(zip(raw["segment200"][first].tolist(), raw["color"][first, 0].tolist()))
+    assert (counts > 1).sum() > 20  # voxels with a choice to make
+    picks = []
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        item = ds[0]
+        red = np.rint((item["feat"][:, 0] + 0.5) * 255).astype(int).tolist()
+        picks.append(sorted(zip(item["label"].tolist(), red)))
+    if voxel_point == "first":
+        assert all(p == expected for p in picks)
+    else:
+        assert any(p != expected for p in picks)
+
+
+def test_unknown_voxel_point_is_refused(root):
+    with pytest.raises(ValueError, match="voxel_point must be one of random, first"):
+        ScanNetDataset(root, "train", voxel_size=VOXEL, train=True, voxel_point="mean")
