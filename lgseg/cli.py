@@ -80,6 +80,16 @@ def _evaluate(a: argparse.Namespace) -> None:
     print(f"mIoU over all 200 classes, absent = 0 (reference code's convention): {fmt(s['all']['miou_200'])}")
 
 
+def _predict(a: argparse.Namespace) -> None:
+    from lgseg.engine.predict import load_classifier, predict_split, resolve_device
+
+    device = resolve_device(a.device)
+    net, meta = load_classifier(a.checkpoint, device, backend=a.backend, model=a.model, voxel_size=a.voxel_size)
+    scenes = predict_split(net, a.data, a.split, meta["voxel_size"], a.out, device)
+    print(f"wrote {len(scenes)} {a.split} prediction file(s) to {a.out} ({net.arch}, {net.backend} on {device}, "
+          f"{meta['voxel_size']} m voxels)")
+
+
 def _labels_to_show(a: argparse.Namespace) -> tuple[dict, object]:
     """The scene's arrays and, with --pred, its predicted class per vertex (else None)."""
     from lgseg.scene_io import load_prediction, load_scene
@@ -184,6 +194,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     s.add_argument("--per-class", type=Path, help="per-class CSV to write")
     s.set_defaults(func=_evaluate)
+
+    s = sub.add_parser("predict", help="benchmark files (<scene>.txt per scene) of a split from a model or checkpoint",
+                       description="Predict every mesh vertex of a split. The authors' Lightning checkpoints "
+                       "do not record their architecture or voxel size: give --model and --voxel-size "
+                       "(e.g. --model Res16UNet34C --voxel-size 0.02). Score val with `lgseg evaluate`.")
+    s.add_argument("--checkpoint", type=Path, required=True,
+                   help="lgseg model file (models/finetune.pt) or the authors' .ckpt (needs --model, --voxel-size)")
+    s.add_argument("--data", "--processed", dest="data", type=Path, default=Path("data/processed"),
+                   help="preprocessed scenes (holding <split>/<scene>/)")
+    s.add_argument("--split", default="val", choices=["val", "test"])
+    s.add_argument("--out", type=Path, required=True,
+                   help="folder to write; it must be new, empty or hold only this split's predictions")
+    s.add_argument("--backend", choices=["minkowski", "spconv"],
+                   help="sparse-conv engine (default: the model file's; minkowski for other checkpoints)")
+    s.add_argument("--model", help="architecture of a checkpoint that does not record it, e.g. Res16UNet34C")
+    s.add_argument("--voxel-size", type=float, help="voxel size in metres of such a checkpoint (the authors': 0.02)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.set_defaults(func=_predict)
 
     scene = argparse.ArgumentParser(add_help=False)  # what the commands that look at one scene share
     scene.add_argument("--scene", required=True, help="scene id, e.g. scene0011_00")

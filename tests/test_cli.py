@@ -119,3 +119,12 @@ def test_render_and_export_ply_of_a_prediction(pipeline, capsys):
     write_benchmark_file(short / f"{scene}.txt", np.ones(5, int))
     assert main(["render", *common, "--pred", str(short), "--out", str(pipeline / "y.png")]) == 1
     assert "5 labels for a mesh of" in capsys.readouterr().err and not (pipeline / "y.png").exists()
+
+
+def test_predict_help_says_what_the_authors_checkpoints_need(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "-h"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert e.value.code == 0
+    assert "authors' Lightning checkpoints do not record their architecture or voxel size" in out
+    assert "--model" in out and "--voxel-size" in out and "--backend {minkowski,spconv}" in out

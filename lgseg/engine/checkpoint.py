@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import pickle
 import random
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from lgseg.errors import InputError
+from lgseg.models.weights import transfer_weights
+
+log = logging.getLogger(__name__)
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
@@ -28,14 +34,39 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """A training-state checkpoint of this package (resume)."""
+    return _load(path, map_location, fix="delete it to start over, or point to a checkpoint written by lgseg")
+
+
+def _load(path: str | Path, map_location: str | torch.device, fix: str):
+    """``torch.load(weights_only=True)``: a file whose pickle names anything but data is refused, unrun.
+
+    torch's own allow-list already covers every type a PyTorch Lightning 1.6 checkpoint holds
+    (tensors, plain containers, ``collections.Counter`` of MultiStepLR's milestones), so nothing
+    is added to it.
+    """
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "checkpoint not found", "run the stage that writes it first")
+        raise InputError(path, "checkpoint not found", "run the stage that writes it first, or check the path")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling problem means a bad file
-        raise InputError(path, f"cannot load checkpoint ({type(e).__name__}: {e})",
-                         "delete it to start over, or point to a checkpoint written by lgseg") from None
+    except pickle.UnpicklingError:
+        unsafe = _unsafe_globals(path)
+        if unsafe:
+            raise InputError(path, f"refused: its pickle names code, not only data ({', '.join(unsafe[:5])}); "
+                             "nothing it names was run", fix) from None
+        raise InputError(path, "cannot load checkpoint (not a torch.save file, or damaged)", fix) from None
+    except Exception as e:  # noqa: BLE001 - any other reading problem means a bad file
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise InputError(path, f"cannot load checkpoint ({type(e).__name__}: {first_line})", fix) from None
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    """The globals a checkpoint's pickle names beyond the allow-list (read, never called)."""
+    try:
+        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 - not a zip checkpoint: nothing to list
+        return []
 
 
 def rng_state() -> dict:
@@ -70,15 +101,107 @@ def save_model(path: str | Path, net: torch.nn.Module, meta: dict) -> None:
     save_checkpoint(path, {"state_dict": net.state_dict(), "meta": meta})
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild a network saved by :func:`save_model`; returns ``(net, meta)``."""
+_WEIGHTS_FIX = "pass an lgseg model file (models/*.pt), a PyTorch Lightning .ckpt or a torch state dict"
+
+
+def read_weights(path: str | Path) -> tuple[dict, dict | None]:
+    """``(state_dict, meta)`` of an lgseg model file, or ``(state_dict, None)`` of a checkpoint that does
+    not record how to rebuild its network: the authors' Lightning ``.ckpt`` or a plain state dict."""
+    obj = _load(path, "cpu", fix=_WEIGHTS_FIX)
+    if not isinstance(obj, Mapping):
+        raise InputError(path, f"holds a {type(obj).__name__}, not model weights", _WEIGHTS_FIX)
+    if isinstance(obj.get("state_dict"), Mapping):  # lgseg (with meta) or PyTorch Lightning (without)
+        meta = obj.get("meta")
+        return dict(obj["state_dict"]), (dict(meta) if isinstance(meta, Mapping) else None)
+    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return dict(obj), None
+    if isinstance(obj.get("model"), Mapping) and "optimizer" in obj:
+        raise InputError(path, "a training-state checkpoint (for resuming), not a model",
+                         "pass the model file its stage wrote (models/pretrain.pt or models/finetune.pt)")
+    raise InputError(path, "holds no model weights (no 'state_dict' and not a state dict)", _WEIGHTS_FIX)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", backend: str | None = None,
+               model: str | None = None, voxel_size: float | None = None):
+    """Rebuild a network with all its weights from ``path``; returns ``(net, meta)``.
+
+    An lgseg model file rebuilds itself from its meta (``backend`` overrides its engine; ``model``
+    and ``voxel_size``, if given, must agree with it). A checkpoint without meta (the authors')
+    needs ``model`` and ``voxel_size``; its class count comes from the classifier's kernel (none:
+    a backbone), and every tensor of the network must be in it, since half-random weights would
+    predict garbage silently.
+    """
+    state, meta = read_weights(path)
+    if meta is not None:
+        net, meta = _from_lgseg_file(path, state, meta, backend, model, voxel_size)
+    else:
+        net, meta = _from_bare_checkpoint(path, state, backend, model, voxel_size)
+    return place(net, device), meta
+
+
+def place(net: torch.nn.Module, device: str | torch.device) -> torch.nn.Module:
+    """``net`` on ``device``, or a one-line error where its sparse-conv engine cannot run there."""
+    net.backbone.backend.check_device(torch.device(device))
+    return net.to(device)
+
+
+def _from_lgseg_file(path, state: dict, meta: dict, backend, model, voxel_size):
+    cfg = dict(meta["model"])
+    if model is not None and model != cfg["name"]:
+        raise InputError(path, f"a {cfg['name']} model, not {model}",
+                         "leave --model out: lgseg model files record their architecture")
+    if voxel_size is not None and float(voxel_size) != float(meta["voxel_size"]):
+        raise InputError(path, f"trained at voxel size {meta['voxel_size']}, not {voxel_size}",
+                         "leave --voxel-size out: lgseg model files record their voxel size")
+    if backend is not None:
+        cfg["backend"] = backend
+    net = _build(path, cfg, meta["feature_dim"], meta["num_classes"])
+    _transfer(path, net, state, fix="the file is damaged or from another lgseg version: run its stage again")
+    return net, {**meta, "model": cfg}
+
+
+def _from_bare_checkpoint(path, state: dict, backend, model, voxel_size):
+    if model is None or voxel_size is None:
+        raise InputError(path, "the checkpoint does not record its architecture and voxel size",
+                         "pass --model NAME --voxel-size V (e.g. --model Res16UNet34C --voxel-size 0.02 "
+                         "for the authors' checkpoints)")
+    cfg = {"name": model, "backend": backend or "minkowski"}
+    num_classes = _kernel_width(state, ("final.kernel", "classifier.kernel"))
+    feature_dim = _kernel_width(state, ("projection.0.kernel",))
+    net = _build(path, cfg, feature_dim, num_classes)
+    _transfer(path, net, state, fix="pass the --model the checkpoint was trained as")
+    meta = {"kind": "external", "model": cfg, "feature_dim": net.feature_dim, "num_classes": num_classes,
+            "voxel_size": float(voxel_size), "text": None}
+    return net, meta
+
+
+def _build(path, cfg: dict, feature_dim: int | None, num_classes: int | None):
     from lgseg.models import build_model
 
-    state = load_checkpoint(path, map_location=device)
-    if "meta" not in state or "state_dict" not in state:
-        raise InputError(path, "not a model file written by lgseg (no 'meta'/'state_dict')",
-                         "pass the model file a pretrain or finetune stage wrote (models/*.pt)")
-    meta = state["meta"]
-    net = build_model(meta["model"], feature_dim=meta["feature_dim"], num_classes=meta["num_classes"])
-    net.load_state_dict(state["state_dict"])
-    return net.to(device), meta
+    try:
+        return build_model(cfg, feature_dim=feature_dim, num_classes=num_classes)
+    except ValueError as e:
+        raise InputError(path, f"cannot build its network: {e}", "pass a --model/--backend named above") from None
+
+
+def _kernel_width(state: Mapping, suffixes: tuple[str, ...]) -> int | None:
+    """Output width of the 1x1 conv whose kernel key ends with one of ``suffixes`` (None: no such conv)."""
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and key.endswith(suffixes) and value.ndim >= 2:
+            return int(value.shape[-1])  # canonical kernel layout: (Cin, Cout) or (k^3, Cin, Cout)
+    return None
+
+
+def _transfer(path, net: torch.nn.Module, state: Mapping, fix: str) -> None:
+    """Load ``state`` into ``net``; every tensor that shapes the output must come from it (BN step
+    counters aside, which only matter to training)."""
+    try:
+        report = transfer_weights(net, state, logger=log)
+    except ValueError as e:
+        raise InputError(path, str(e), fix) from None
+    missing = [k for k in report["new"] if not k.endswith("num_batches_tracked")]
+    if missing or report["mismatched"]:
+        shown = ", ".join([*missing[:3], *(f"{k} {have}!={want}" for k, (have, want)
+                                           in list(report["mismatched"].items())[:3])])
+        raise InputError(path, f"does not hold all weights of a {net.arch}: {len(missing)} tensor(s) missing, "
+                         f"{len(report['mismatched'])} of another shape ({shown})", fix)

@@ -11,10 +11,30 @@ import torch
 from tqdm import tqdm
 
 from lgseg.data import ScanNetDataset, collate
-from lgseg.engine.checkpoint import load_model
+from lgseg.engine.checkpoint import load_model, place
+from lgseg.errors import InputError, LgsegError
 from lgseg.evaluation.benchmark import evaluate_dirs, write_benchmark_file
 from lgseg.evaluation.metrics import write_metrics
+from lgseg.fileio import atomic_dir
 from lgseg.scannet.constants import index_to_raw
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: the GPU when one is visible, else the CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise LgsegError(f"device {device!r} requested but no GPU is visible: use --device cpu or auto")
+    return device
+
+
+def load_classifier(path: str | Path, device: str = "cpu", **kwargs) -> tuple[torch.nn.Module, dict]:
+    """:func:`load_model` of a network that predicts classes (``kwargs``: backend, model, voxel_size)."""
+    net, meta = load_model(path, device, **kwargs)
+    if meta["num_classes"] is None:
+        raise InputError(path, "a backbone without classifier (pretrained): it predicts no classes",
+                         "predict with a fine-tuned model (models/finetune.pt)")
+    return net, meta
 
 
 @torch.no_grad()
@@ -29,22 +49,51 @@ def predict_vertices(net: torch.nn.Module, dataset: ScanNetDataset, predict: Cal
         yield batch["scenes"][0], voxel_pred[batch["inverse"][0].numpy()]
 
 
+def predict_split(net: torch.nn.Module, processed: str | Path, split: str, voxel_size: float, out_dir: str | Path,
+                  device: torch.device | str = "cpu", progress: bool = True) -> list[str]:
+    """Write one benchmark file ``<scene>.txt`` (raw ScanNet id per mesh vertex) per scene of ``split``.
+
+    ``out_dir`` ends up holding exactly these files (for the test split: the submission), so a
+    folder holding anything else is refused rather than emptied; it appears only once complete.
+    Returns the scenes, sorted.
+    """
+    if getattr(net, "num_classes", None) is None:
+        raise LgsegError(f"the {net.arch} has no classifier (a pretrained backbone): predict with a fine-tuned model")
+    net = place(net, device)
+    dataset = ScanNetDataset(processed, split, voxel_size=voxel_size, train=False)
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir, dataset.scenes, split)
+    with atomic_dir(out_dir) as tmp:
+        for scene, pred in predict_vertices(net, dataset, lambda out: out.argmax(1), device, progress):
+            write_benchmark_file(tmp / f"{scene}.txt", index_to_raw(pred))
+    return list(dataset.scenes)
+
+
+def _check_out_dir(out_dir: Path, scenes: list[str], split: str) -> None:
+    """Refuse a folder with entries other than this split's ``<scene>.txt`` (an earlier run's are replaced)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "not a folder", "pass a folder for the <scene>.txt predictions")
+    if not out_dir.is_dir():
+        return
+    ours = {f"{s}.txt" for s in scenes}
+    others = sorted(p.name for p in out_dir.iterdir() if p.name not in ours or not p.is_file())
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise InputError(out_dir, f"holds entries other than the {split} split's predictions ({shown})",
+                         "pass a new or empty folder: it must end up holding exactly the split's predictions")
+
+
 def evaluate_model(model_path: Path, processed: Path, gt_dir: Path, pred_dir: Path, metrics_json: Path,
                    per_class_csv: Path, split: str = "val", device: str = "auto", progress: bool = True,
-                   confusion_csv: Path | None = None) -> dict:
-    """Predict ``split`` with a fine-tuned model, write benchmark files, score them against ``gt_dir``
-    (and list the most confused class pairs in ``confusion_csv``)."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    net, meta = load_model(model_path, device)
-    if meta["num_classes"] is None:
-        raise ValueError(f"{model_path} is a pretrained backbone without a classifier; evaluate a fine-tuned model")
-    dataset = ScanNetDataset(processed, split, voxel_size=meta["voxel_size"], train=False)
-    for scene, pred in predict_vertices(net, dataset, lambda out: out.argmax(1), device, progress):
-        write_benchmark_file(Path(pred_dir) / f"{scene}.txt", index_to_raw(pred))
-    conf, scenes = evaluate_dirs(pred_dir, gt_dir, scenes=[dataset.scenes[i] for i in range(len(dataset))],
-                                 progress=progress)
+                   confusion_csv: Path | None = None, backend: str | None = None) -> dict:
+    """Predict ``split`` with a fine-tuned model (on ``backend``, default: the one it was trained with),
+    write benchmark files, score them against ``gt_dir`` (and list the most confused class pairs in
+    ``confusion_csv``)."""
+    device = resolve_device(device)
+    net, meta = load_classifier(model_path, device, backend=backend)
+    scenes = predict_split(net, processed, split, meta["voxel_size"], pred_dir, device, progress)
+    conf, n_scenes = evaluate_dirs(pred_dir, gt_dir, scenes=scenes, progress=progress)
     stats = Path(processed) / "stats.json"  # train frequencies, for the long-tail view
     counts = json.loads(stats.read_text())["train_points"] if stats.is_file() else None
-    return write_metrics(conf, metrics_json, per_class_csv, scenes=scenes, train_points=counts,
+    return write_metrics(conf, metrics_json, per_class_csv, scenes=n_scenes, train_points=counts,
                          confusion_csv=confusion_csv)

@@ -15,6 +15,8 @@ import warnings
 import torch
 from torch import nn
 
+from lgseg.errors import LgsegError
+
 _ABCS = ("Sequence", "Mapping", "MutableMapping", "Iterable", "Callable")
 D = 3
 
@@ -85,6 +87,6 @@ class MinkowskiBackend:
 
     def check_device(self, device: torch.device) -> None:
         if torch.device(device).type == "cuda":
-            raise RuntimeError(
+            raise LgsegError(
                 "model.backend minkowski runs on the CPU only: MinkowskiEngine 0.5.4 does not build against "
                 "current CUDA. Set model.backend: spconv (e.g. dvc exp run -S model.backend=spconv) to use the GPU")

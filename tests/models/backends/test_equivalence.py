@@ -16,6 +16,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
+from lgseg.errors import LgsegError
 from lgseg.models.backends import BACKENDS, get_backend
 from lgseg.models.registry import build_model
 
@@ -176,7 +177,7 @@ def test_a_checkpoint_from_one_backend_predicts_the_same_labels_on_the_other(tmp
 
 
 def test_minkowski_refuses_the_gpu_with_the_fix():
-    with pytest.raises(RuntimeError, match="model.backend: spconv"):
+    with pytest.raises(LgsegError, match="model.backend: spconv"):
         get_backend("minkowski").check_device(torch.device("cuda"))
     get_backend("spconv").check_device(torch.device("cuda"))  # spconv runs there
 
