@@ -147,6 +147,17 @@ def _query(a: argparse.Namespace) -> None:
         print(f"wrote {a.ply} (colours: the heat map; vertex quality: the cosine similarity)")
 
 
+def _check_params(a: argparse.Namespace) -> None:
+    from lgseg.params_schema import check_file
+
+    problems = check_file(a.file)
+    for problem in problems:
+        print(f"{a.file}: {problem}")
+    if problems:
+        raise LgsegError(f"{a.file}: {len(problems)} problem{'s' if len(problems) > 1 else ''}")
+    print(f"{a.file}: ok")
+
+
 def _faces(raw: Path, scene: str):
     from lgseg.scannet.raw import find_scene_dir, read_mesh, scene_file
 
@@ -250,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, default=Path("reports"))
     s.add_argument("--exp-json", type=Path, help="`dvc exp show --json` output to read instead of running it")
     s.set_defaults(func=_report)
+
+    s = sub.add_parser("check-params", help="check a params file (every key, type, range, choice) and list "
+                       "every problem, one line each")
+    s.add_argument("file", nargs="?", type=Path, default=Path("params.yaml"),
+                   help="params.yaml (default) or a profile such as profiles/paper.yaml")
+    s.set_defaults(func=_check_params)
     return p
 
 

@@ -62,11 +62,14 @@ def _on_sigterm(main_pid: int):
     return handler
 
 
-def run(main) -> None:
-    """Run ``main(params, tracker)`` as one MLflow run; user errors print one clear line, not a traceback."""
+def run(main, check_params: bool = True) -> None:
+    """Run ``main(params, tracker)`` as one MLflow run; user errors print one clear line, not a traceback.
+    ``check_params``: first check the whole params.yaml against its schema (off only for test stages
+    whose params are not the project's)."""
     import logging
 
     from lgseg.errors import LgsegError
+    from lgseg.params_schema import params_problems
     from lgseg.tracking import FAILED, FINISHED, KILLED, start_stage_run
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -76,6 +79,10 @@ def run(main) -> None:
         params = load_params()
     except (OSError, yaml.YAMLError) as e:
         print(f"{name}: error: cannot read {PARAMS}: {e}", file=sys.stderr)
+        sys.exit(1)
+    problems = params_problems(params) if check_params else []
+    if problems:  # before any work: a bad `dvc exp run -S` fails in seconds, every problem at once
+        print("\n".join(f"{name}: error: {PARAMS}: {p}" for p in problems), file=sys.stderr)
         sys.exit(1)
     spec = stage_spec(stage)
     tracker = start_stage_run(stage, params, spec["params"])

@@ -2,11 +2,11 @@
 
 from common import run
 
-from lgseg.engine.predict import evaluate_model
-from lgseg.render import render_scenes
-
 
 def main(params: dict, tracker) -> None:
+    from lgseg.engine.predict import evaluate_model  # torch: after the params check
+    from lgseg.render import render_scenes
+
     split = params["evaluate"]["split"]
     s = evaluate_model("models/finetune.pt", "data/processed", f"data/gt/{split}", "predictions",
                        "metrics/evaluate.json", "metrics/per_class.csv", split=split,

@@ -3,12 +3,13 @@
 from common import run, write_final_metrics
 
 from lgseg.config import training_config
-from lgseg.engine.hooks import TrackingHook
-from lgseg.engine.launch import TrainPaths, run_training
 from lgseg.errors import LgsegError
 
 
 def main(params: dict, tracker) -> None:
+    from lgseg.engine.hooks import TrackingHook  # torch: after the params check
+    from lgseg.engine.launch import TrainPaths, run_training
+
     init, weights = params["finetune"]["init"], params["finetune"]["weights"]
     if init not in ("pretrained", "scratch"):
         raise LgsegError(f"params.yaml: finetune.init must be 'pretrained' or 'scratch', not {init!r}")

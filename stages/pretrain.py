@@ -3,11 +3,12 @@
 from common import run, write_final_metrics
 
 from lgseg.config import training_config
-from lgseg.engine.hooks import TrackingHook
-from lgseg.engine.launch import TrainPaths, run_training
 
 
 def main(params: dict, tracker) -> None:
+    from lgseg.engine.hooks import TrackingHook  # torch: after the params check
+    from lgseg.engine.launch import TrainPaths, run_training
+
     cfg = training_config(params, "pretrain")
     paths = TrainPaths(processed="data/processed", checkpoint="checkpoints/pretrain/state.pt",
                        model="models/pretrain.pt", curve="metrics/pretrain_curve.csv", embeddings="data/text")

@@ -2,13 +2,13 @@
 
 from common import run
 
-from lgseg.text import build_text_encoder, class_embeddings, save_embeddings
-from lgseg.text.embed import embedding_meta
-
 OUT = "data/text"
 
 
 def main(params: dict, tracker) -> None:
+    from lgseg.text import build_text_encoder, class_embeddings, save_embeddings  # torch: after the params check
+    from lgseg.text.embed import embedding_meta
+
     text = params["text"]
     encoder = build_text_encoder(text)
     emb = class_embeddings(encoder, prompt=text["prompt"])

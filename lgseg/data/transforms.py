@@ -306,18 +306,18 @@ def build_transforms(cfg: Mapping[str, Any] | None, train: bool) -> Compose:
     allowed = {k for k in AUGMENTATIONS} | {o for _, ov in AUGMENTATIONS.values() for o in ov}
     for key in cfg:
         if key not in allowed:
-            raise ValueError(f"augmentation.{key} is not a known key; "
+            raise ValueError(f"augment.{key} is not a known key; "
                              f"allowed keys: {', '.join(sorted(allowed))}")
     for switch in AUGMENTATIONS:
         if not isinstance(cfg.get(switch, True), bool):
-            raise ValueError(f"augmentation.{switch} must be true or false, not {cfg[switch]!r}")
+            raise ValueError(f"augment.{switch} must be true or false, not {cfg[switch]!r}")
 
     transforms: list[Transform] = []
     if crop_points:
         try:
             transforms.append(RandomCrop(crop_points))
         except ValueError as e:
-            raise ValueError(f"augmentation.crop_points: {e}") from e
+            raise ValueError(f"augment.crop_points: {e}") from e
     for switch, (kind, overrides) in AUGMENTATIONS.items():
         if not cfg.get(switch, True):
             continue
@@ -325,7 +325,7 @@ def build_transforms(cfg: Mapping[str, Any] | None, train: bool) -> Compose:
         try:
             transforms.append(TRANSFORMS.build({"type": kind, **args}))
         except ValueError as e:
-            keys = ", ".join(f"augmentation.{k}" for k in overrides if k in cfg)
+            keys = ", ".join(f"augment.{k}" for k in overrides if k in cfg)
             raise ValueError(f"{keys}: {e}") from e
     if not train:
         transforms = []

@@ -40,7 +40,7 @@ PROBE = textwrap.dedent('''
                 if i == 0:
                     print("ready", flush=True)
 
-    run(main)
+    run(main, check_params=False)  # a probe stage: its params are not the project's
 ''')
 
 
