@@ -23,8 +23,8 @@ of Res16UNet34C at 2 cm with and without mixed precision.
 Not yet timed on a GPU: expected 1-3 minutes on one H100, and the timed steps of each mode stop
 after --mode-budget-s (120 s) to stay under 8 minutes. Needs torch with CUDA, numpy, scipy,
 spconv 2.x (e.g. spconv-cu126 unpacked on PYTHONPATH) and the repo's ``lgseg`` on PYTHONPATH; it
-imports only ``lgseg.models`` and the file lgseg/data/voxelize.py (not the ``lgseg.data`` package,
-whose dataset reads scene files), so no plyfile, dvc, mlflow, threadpoolctl or MinkowskiEngine.
+imports only ``lgseg.models`` and ``lgseg.data.voxelize``, so no plyfile, dvc, mlflow,
+threadpoolctl or MinkowskiEngine (tests/test_bench_gpu.py runs it with those blocked).
 Without CUDA it says so and exits 0, having measured nothing.
 
 ``--cpu-check`` runs the same code on the CPU at a tiny size (1.5 x 1.5 x 1 m rooms of 2500
@@ -37,32 +37,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import lgseg
+from lgseg.data.voxelize import voxelize
 from lgseg.models.registry import build_model
-
-
-def _load_voxelize():
-    """``lgseg.data.voxelize.voxelize`` (numpy only), loaded without running lgseg/data/__init__.py,
-    which imports the dataset and with it the scene file readers (plyfile) the GPU machines lack."""
-    path = Path(lgseg.__file__).parent / "data" / "voxelize.py"
-    spec = importlib.util.spec_from_file_location("_lgseg_data_voxelize", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.voxelize
-
-
-voxelize = _load_voxelize()
 
 VOXEL = 0.02
 NUM_CLASSES = 200

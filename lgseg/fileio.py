@@ -1,14 +1,24 @@
-"""Atomic writes: outputs appear complete under their final name or not at all."""
+"""Atomic writes: outputs appear complete under their final name or not at all.
+
+Every writer of the package goes through :func:`atomic_file` or :func:`atomic_dir`, so a full disk is
+reported in one place: :class:`DiskFullError` names the output and the free space, and the previous
+version of the output stays as it was.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
+
+from lgseg.errors import InputError, LgsegError
 
 
 def _umask() -> int:
@@ -21,42 +31,173 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 _DIR_MODE = 0o777 & ~_umask()
 
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+# writers that report a short write without the errno: numpy's tofile, torch.save to a path
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written|unexpected pos \d+ vs \d+")
+
+
+class DiskFullError(LgsegError):
+    """An output could not be written for want of disk space; its previous version is untouched."""
+
+    def __init__(self, path: str | Path, free: int | None):
+        self.path, self.free = Path(path), free
+        room = "free space unknown" if free is None else f"{_size(free)} free"
+        super().__init__(f"{self.path}: cannot write it, the disk is full ({room} in {self.path.parent}); "
+                         "its previous version, if any, is unchanged. Make room on that disk, then run the "
+                         "same command again")
+
+    def __reduce__(self):  # picklable across worker processes
+        return type(self), (self.path, self.free)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _free_bytes(folder: Path) -> int | None:
+    while not folder.exists() and folder != folder.parent:  # the folder itself may not have been made
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it arose from, is a write that ran out of space."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+            return True
+        if isinstance(exc, (OSError, RuntimeError)) and _SHORT_WRITE.search(str(exc)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+@contextlib.contextmanager
+def _disk_full_names(final: Path) -> Iterator[None]:
+    """Turn a failed write for want of space into a :class:`DiskFullError` naming ``final``."""
+    try:
+        yield
+    except DiskFullError:  # a nested writer already named its own file
+        raise
+    except (OSError, RuntimeError) as e:
+        if not _is_disk_full(e):
+            raise
+        raise DiskFullError(final, _free_bytes(final.parent)) from e
+
+
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name}.tmp-"
+
 
 @contextlib.contextmanager
 def atomic_dir(final: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces ``final``, on error it is removed."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    os.chmod(tmp, _DIR_MODE)
-    try:
-        yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with _disk_full_names(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), dir=final.parent))
+        os.chmod(tmp, _DIR_MODE)
+        try:
+            yield tmp
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 @contextlib.contextmanager
 def atomic_file(final: str | Path, mode: str = "w") -> Iterator:
     """Open a temporary sibling file for writing; it is renamed to ``final`` only on success."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
-    os.chmod(tmp, _FILE_MODE)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with _disk_full_names(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), dir=final.parent)
+        try:
+            with os.fdopen(fd, mode) as f:
+                os.fchmod(fd, _FILE_MODE)
+                yield f
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+def remove_stale_temporaries(final: str | Path) -> list[Path]:
+    """Remove the temporaries that writes of ``final`` killed midway (SIGKILL, power loss) left beside
+    it; returns them. Only names this module makes are touched: ``.<name>.tmp-`` and tempfile's eight
+    random characters. Call it where no other process writes ``final``."""
+    final = Path(final)
+    ours = re.compile(re.escape(_temp_prefix(final)) + r"[a-z0-9_]{8}")
+    if not final.parent.is_dir():
+        return []
+    stale = sorted(p for p in final.parent.iterdir() if ours.fullmatch(p.name))
+    for p in stale:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+    return stale
 
 
 def write_json(path: str | Path, obj, indent: int = 2) -> None:
     with atomic_file(path) as f:
         json.dump(obj, f, indent=indent)
         f.write("\n")
+
+
+# ---- reading input files: regular files only, with a size bound ------------------------------
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular(path: str | Path, what: str, fix: str, limit: int | None = None,
+                 scene: str | None = None) -> BinaryIO:
+    """Open ``path`` for binary reading if it is a regular file (symlinks followed) of at most ``limit`` bytes.
+
+    O_NONBLOCK lets a FIFO open without waiting for a writer; fstat then judges the very file opened,
+    so nothing can be swapped in between the check and the read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise InputError(path, f"{what} is missing", fix, scene=scene) from None
+    except OSError as e:
+        raise InputError(path, f"cannot read the {what} ({e.strerror})", fix, scene=scene) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), "a special file")
+            raise InputError(path, f"not a regular file ({kind}) where the {what} should be", fix, scene=scene)
+        if limit is not None and st.st_size > limit:
+            raise InputError(path, f"{st.st_size} bytes, more than the {limit} a {what} can hold", fix, scene=scene)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_regular(path: str | Path, what: str, fix: str, limit: int | None = None, scene: str | None = None) -> None:
+    """Raise InputError unless ``path`` is a readable regular file within ``limit`` (see open_regular)."""
+    open_regular(path, what, fix, limit, scene).close()
+
+
+def read_regular(path: str | Path, what: str, fix: str, limit: int, scene: str | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (checked again as read: it may grow)."""
+    with open_regular(path, what, fix, limit, scene) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise InputError(path, f"more than the {limit} bytes a {what} can hold", fix, scene=scene)
+    return data

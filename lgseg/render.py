@@ -133,13 +133,18 @@ def render_scenes(processed: str | Path, pred_dir: str | Path, split: str, which
     """Render ground truth / prediction / error of ``which`` scenes of ``split`` (a number: the first
     that many in sorted order; or a list of scene ids) into ``out_dir/<scene>.png``."""
     from lgseg.fileio import atomic_dir
+    from lgseg.scannet.constants import check_scene_id
+    from lgseg.scannet.splits import scene_folders, scene_path
     from lgseg.scene_io import load_prediction, load_scene
 
-    available = sorted(p.name for p in (Path(processed) / split).iterdir() if p.is_dir())
-    scenes = available[: int(which)] if isinstance(which, int) else list(which)
+    if isinstance(which, int):
+        scenes = scene_folders(Path(processed) / split)[:which]
+    else:  # ids from params (evaluate.render): checked before anything is written
+        scenes = [check_scene_id(s, fix="list scene ids such as scene0011_00 in evaluate.render (params.yaml)")
+                  for s in which]
     with atomic_dir(out_dir) as tmp:
         for scene in scenes:
             data = load_scene(processed, scene)
             pred = load_prediction(pred_dir, scene, len(data["coord"]))
-            render_segmentation(data["coord"], data["gt"], pred, tmp / f"{scene}.png", title=scene)
+            render_segmentation(data["coord"], data["gt"], pred, scene_path(tmp, scene, ".png"), title=scene)
     return [Path(out_dir) / f"{s}.png" for s in scenes]

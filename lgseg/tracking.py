@@ -15,6 +15,9 @@ training: if the store fails, one warning says so and the run goes on without it
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import logging
@@ -126,10 +129,13 @@ class StageTracker(NullTracker):
 
         # after mlflow's import, which sets its own levels: its INFO lines (schema migrations) and
         # urllib3's retry warnings are noise in a stage log
-        for name, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING), ("urllib3", logging.ERROR)):
+        for name, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING), ("urllib3", logging.ERROR),
+                            # logs each database error with its traceback before raising it; _safely reports it
+                            ("mlflow.store.db.utils", logging.CRITICAL)):
             logging.getLogger(name).setLevel(level)
-        self.client = MlflowClient(self.uri)
-        exp_id = self._experiment(experiment)
+        with _creation_lock(_sqlite_file(self.uri)):
+            self.client = MlflowClient(self.uri)  # creates a new store's schema
+            exp_id = self._experiment(experiment)
         self._reap_dead_runs(exp_id)
         exp_name = os.environ.get("DVC_EXP_NAME") or "workspace"
         commit = git_commit()
@@ -197,9 +203,8 @@ class StageTracker(NullTracker):
             fn(*args)
         except Exception as e:  # the store is down or refuses: the stage's own files are unaffected
             self.enabled = False
-            first_line = (str(e).splitlines() or [""])[0][:300]
-            log.warning("MLflow tracking at %s failed (%s: %s); the stage goes on without it and its "
-                        "metrics still go to DVC's files", self.uri, type(e).__name__, first_line)
+            log.warning("MLflow tracking at %s %s; the stage goes on without it and its metrics still go to "
+                        "DVC's files", self.uri, _failure(e))
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         self._safely(self._log_metrics, metrics, step)
@@ -254,6 +259,60 @@ class StageTracker(NullTracker):
 
         if self.run_id is not None:
             self._safely(_end)
+
+
+def _failure(exc: BaseException) -> str:
+    """What went wrong, from the innermost cause: MLflow and SQLAlchemy wrap the database's own
+    message in lines about sessions and autoflush."""
+    root, seen = exc, set()
+    while id(root) not in seen and (root.__cause__ or getattr(root, "orig", None)) is not None:
+        seen.add(id(root))
+        root = root.__cause__ or root.orig
+    first_line = (str(root).splitlines() or [""])[0][:300]
+    if "readonly database" in first_line or getattr(root, "errno", None) == errno.EROFS:
+        return f"is read-only ({first_line})"
+    return f"failed ({type(root).__name__}: {first_line})"
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` store (also in SQLite's ``file:`` URI form), else None."""
+    if not uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    db = make_url(uri).database or ""
+    db = db.removeprefix("file:").split("?")[0]
+    return Path(db) if db and db != ":memory:" else None
+
+
+def _lock(lock: Path) -> int | None:
+    """An open descriptor holding ``flock(LOCK_EX)`` on ``lock``, which still has that name."""
+    while True:
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)  # as MLflow does for the database
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # a folder we cannot write in: no process can create a store there either
+            return None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                return fd
+        os.close(fd)  # its last holder removed it meanwhile: lock the one there now
+
+
+@contextlib.contextmanager
+def _creation_lock(db: Path | None):
+    """Serialise the first connection to a SQLite store among processes: on a new store MLflow creates
+    the schema, and two processes doing that at once collide (``table ... already exists``). The lock
+    file beside the database goes with its holder."""
+    fd = _lock(db.with_name(f".{db.name}.lock")) if db is not None else None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(db.with_name(f".{db.name}.lock"))
+            os.close(fd)
 
 
 def _param_value(v) -> str:

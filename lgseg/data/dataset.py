@@ -6,6 +6,7 @@ segment200.npy (int16 0..199, -1 ignore; absent for test scenes) and instance.np
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from lgseg.data.transforms import build_transforms
 from lgseg.data.voxelize import voxelize
 from lgseg.errors import InputError
 from lgseg.scannet.constants import IGNORE_INDEX
+from lgseg.fileio import check_regular
+from lgseg.scannet.splits import scene_folders
 
 VOXEL_POINTS = ("random", "first")
 _PREPROCESS_FIX = "Run the preprocess stage first (dvc repro preprocess, or lgseg preprocess)"
@@ -81,9 +84,7 @@ class ScanNetDataset(Dataset):
         self.instance_sampler = instance_sampler if self.train else None
 
     def _find_scenes(self, wanted: Sequence[str] | None) -> list[str]:
-        found = []
-        if self.split_dir.is_dir():
-            found = sorted(p.name for p in self.split_dir.iterdir() if p.is_dir())
+        found = scene_folders(self.split_dir)  # never a killed run's .<scene>.tmp-* folder
         if not found:
             problem = "no such folder" if not self.split_dir.is_dir() else "no scene folders in it"
             raise InputError(self.split_dir, f"{problem} (split {self.split!r})", _PREPROCESS_FIX)
@@ -107,14 +108,14 @@ class ScanNetDataset(Dataset):
         arrays = {}
         for key, name in (("coord", "coord.npy"), ("color", "color.npy")):
             path = folder / name
-            if not path.is_file():
-                raise InputError(path, "file missing", _PREPROCESS_FIX, scene=scene)
+            check_regular(path, "preprocessed array", _PREPROCESS_FIX, scene=scene)  # a FIFO would block np.load
             arrays[key] = np.load(path, mmap_mode="r")
         n = len(arrays["coord"])
         if n == 0:
             raise InputError(folder / "coord.npy", "scene has no points", _PREPROCESS_FIX, scene=scene)
         seg_path = folder / "segment200.npy"
-        if seg_path.is_file():
+        if os.path.lexists(seg_path):
+            check_regular(seg_path, "preprocessed array", _PREPROCESS_FIX, scene=scene)
             label = np.load(seg_path).astype(np.int64)
         else:  # test scenes have no annotation
             label = np.full(n, IGNORE_INDEX, dtype=np.int64)
@@ -130,9 +131,8 @@ class ScanNetDataset(Dataset):
 
     def _instances(self, scene: str, n: int) -> np.ndarray:
         path = self.split_dir / scene / "instance.npy"
-        if not path.is_file():
-            raise InputError(path, "file missing (instance sampling needs the scene's objects)", _PREPROCESS_FIX,
-                             scene=scene)
+        check_regular(path, "instance array (instance sampling needs the scene's objects)", _PREPROCESS_FIX,
+                      scene=scene)
         instance = np.load(path)
         if instance.shape != (n,):
             raise InputError(path, f"shape {instance.shape}, expected ({n},)", _PREPROCESS_FIX, scene=scene)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from lgseg.errors import InputError
 from lgseg.fileio import atomic_dir
 from lgseg.scannet.constants import CLASS_NAMES, CLASS_SPLIT, NAME_TO_INDEX, NUM_CLASSES
+from lgseg.scannet.splits import scene_folders
 
 SPLIT_NAMES = ("head", "common", "tail")
 
@@ -67,9 +68,9 @@ def export_instance_bank(processed: str | Path, out: str | Path, classes: Sequen
                          min_points: int = 10, progress: bool = True) -> dict:
     """Write the bank of the train scenes' instances of ``classes`` (with >= ``min_points`` points)."""
     split_dir = Path(processed) / "train"
-    scenes = sorted(p.name for p in split_dir.iterdir() if p.is_dir()) if split_dir.is_dir() else []
+    scenes = scene_folders(split_dir)
     if not scenes:
-        raise InputError(split_dir, "no preprocessed train scenes", "run the preprocess stage first")
+        raise InputError(split_dir, "no preprocessed train scenes", "run dvc repro preprocess (or lgseg preprocess) first")
     wanted = np.zeros(NUM_CLASSES, bool)
     wanted[list(classes)] = True
     coords, colors, labels, sources = [], [], [], []

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import random
-import tempfile
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,23 +13,17 @@ import numpy as np
 import torch
 
 from lgseg.errors import InputError
+from lgseg.fileio import atomic_file
 from lgseg.models.weights import transfer_weights
 
 log = logging.getLogger(__name__)
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    """torch.save to a temporary sibling, then rename: a crash never leaves half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save through :func:`lgseg.fileio.atomic_file`: a crash never leaves half a checkpoint, a
+    full disk is a one-line :class:`lgseg.fileio.DiskFullError` and the previous checkpoint stays."""
+    with atomic_file(path, "wb") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -50,15 +43,20 @@ def _load(path: str | Path, map_location: str | torch.device, fix: str):
         raise InputError(path, "checkpoint not found", "run the stage that writes it first, or check the path")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        unsafe = _unsafe_globals(path)
+    except pickle.UnpicklingError as e:
+        unsafe = _unsafe_globals(path) or _GLOBAL.findall(str(e))
         if unsafe:
-            raise InputError(path, f"refused: its pickle names code, not only data ({', '.join(unsafe[:5])}); "
-                             "nothing it names was run", fix) from None
+            raise InputError(path, f"refused: its pickle names code ({', '.join(unsafe[:5])}), so it is not a "
+                             "plain-data checkpoint; it will not be loaded and nothing it names was run",
+                             fix) from None
         raise InputError(path, "cannot load checkpoint (not a torch.save file, or damaged)", fix) from None
     except Exception as e:  # noqa: BLE001 - any other reading problem means a bad file
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise InputError(path, f"cannot load checkpoint ({type(e).__name__}: {first_line})", fix) from None
+
+
+# torch's refusal names the global also for its legacy (non-zip) format, which cannot be listed
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
 def _unsafe_globals(path: Path) -> list[str]:

@@ -25,7 +25,8 @@ class Hook:
 
 
 class CheckpointHook(Hook):
-    """Save the full training state after every epoch (atomically), so a rerun resumes."""
+    """Save the full training state after every epoch (atomically), so a rerun resumes. Whoever writes
+    the run's final outputs marks it complete afterwards (``state_dict(complete=True)``)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -33,10 +34,6 @@ class CheckpointHook(Hook):
     def after_epoch(self, trainer, logs: dict) -> None:
         if trainer.dist.is_main:
             save_checkpoint(self.path, trainer.state_dict())
-
-    def after_train(self, trainer) -> None:
-        if trainer.dist.is_main:  # marked complete: a later run with new inputs starts afresh
-            save_checkpoint(self.path, trainer.state_dict(complete=True))
 
 
 class CurveHook(Hook):

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from lgseg.data import CollateFn, ScanNetDataset
 from lgseg.data.instance_sampling import InstanceSampler
 from lgseg.data.instances import InstanceBank
-from lgseg.engine.checkpoint import load_checkpoint, read_weights, save_model, seed_everything
+from lgseg.engine.checkpoint import load_checkpoint, read_weights, save_checkpoint, save_model, seed_everything
 from lgseg.engine.distributed import barrier, cleanup, init_distributed
 from lgseg.engine.hooks import CheckpointHook, CurveHook, LogHook
 from lgseg.engine.optim import build_optimizer, build_scheduler
@@ -27,6 +27,7 @@ from lgseg.engine.samplers import ShardSampler
 from lgseg.engine.tasks import FinetuneTask, PretrainTask
 from lgseg.engine.trainer import Trainer
 from lgseg.errors import InputError, LgsegError
+from lgseg.fileio import remove_stale_temporaries
 from lgseg.losses import build_loss
 from lgseg.models import build_model, transfer_weights
 from lgseg.scannet.constants import NAME_TO_INDEX, NUM_CLASSES
@@ -144,6 +145,8 @@ def run_training(kind: str, cfg: dict, paths: TrainPaths, extra_hooks=(), progre
         trainer = Trainer(model, task, optimizer, scheduler, train_loader, val_loader, epochs=cfg["epochs"],
                           val_every=cfg["val_every"], dist=dist, amp=cfg.get("amp", True), hooks=hooks,
                           fingerprint=fp, progress=progress)
+        if dist.is_main:  # no other process writes them now
+            _remove_stale_temporaries(paths)
         _maybe_resume(trainer, paths.checkpoint, fp)
         history = trainer.fit()
         if dist.is_main:
@@ -151,13 +154,26 @@ def run_training(kind: str, cfg: dict, paths: TrainPaths, extra_hooks=(), progre
                     "num_classes": None if kind == "pretrain" else NUM_CLASSES, "text": text_meta,
                     "voxel_size": cfg["voxel_size"], "epochs": trainer.epoch, "steps": trainer.global_step}
             save_model(paths.model, trainer.net, meta)
+            # complete only once the model is written: a run whose model write failed (a full disk)
+            # resumes after its last epoch and just writes the model
+            save_checkpoint(paths.checkpoint, trainer.state_dict(complete=True))
         barrier(dist)
         return {"history": history, "epochs": trainer.epoch, "steps": trainer.global_step}
     finally:
         cleanup(dist)
 
 
+def _remove_stale_temporaries(paths: TrainPaths) -> None:
+    """Half-written checkpoints and models of a killed earlier run; DVC would otherwise cache the ones
+    in the checkpoint folder (a ``persist`` output) and restore them forever."""
+    for final in (paths.checkpoint, paths.model):
+        for p in remove_stale_temporaries(final):
+            log.info("removed %s, left by a write killed midway", p)
+
+
 def _maybe_resume(trainer: Trainer, path: Path, fingerprint: str) -> None:
+    """Resume an unfinished run of the same settings. A finished run (its model written) starts anew:
+    DVC deletes the model before it reruns a stage whose inputs changed, which the settings miss."""
     if not Path(path).is_file():
         return
     try:
@@ -171,5 +187,9 @@ def _maybe_resume(trainer: Trainer, path: Path, fingerprint: str) -> None:
         log.info("checkpoint %s belongs to other settings; starting a new run", path)
     else:
         trainer.resume(state)
-        log.info("resuming %s from %s at epoch %d (step %d)", trainer.task.name, path, trainer.epoch,
-                 trainer.global_step)
+        if trainer.epoch >= trainer.epochs:
+            log.info("checkpoint %s holds all %d epochs of these settings but no model was written; "
+                     "writing it", path, trainer.epoch)
+        else:
+            log.info("resuming %s from %s at epoch %d (step %d)", trainer.task.name, path, trainer.epoch,
+                     trainer.global_step)

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lgseg.errors import InputError
-from lgseg.fileio import atomic_file
+from lgseg.fileio import atomic_file, open_regular
 from lgseg.scannet.constants import NUM_CLASSES, VALID_CLASS_IDS, raw_to_index
 
 FORMAT_FIX = "write one integer per line (raw ScanNet id, 0 = none of the 200), one line per mesh vertex"
@@ -69,10 +69,9 @@ def read_benchmark_file(path: str | Path, scene: str | None = None) -> np.ndarra
     and line (and ``scene`` if given).
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(path, f"cannot read benchmark file ({e.strerror or e})", scene=scene) from e
+    with open_regular(path, "benchmark file", "write one raw ScanNet id per mesh vertex (lgseg predict)",
+                      scene=scene) as f:  # a FIFO would block, /dev/zero never end
+        data = f.read()
     values = _parse_fast(data)
     return values if values is not None else _parse_strict(path, data, scene)
 

@@ -7,13 +7,21 @@ Class *index* i in 0..199 is the position of a raw ScanNet id in the ascending V
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
+
+from lgseg.errors import InputError
 
 IGNORE_INDEX = -1
 NUM_CLASSES = 200
 SPLITS = ("head", "common", "tail")
+
+#: a ScanNet scene id, ``scene<space: 4 digits>_<scan: 2 digits>`` (ASCII digits only, not \d)
+SCENE_ID = re.compile(r"scene[0-9]{4}_[0-9]{2}")
+SCENE_ID_FIX = "give a ScanNet scene id such as scene0011_00"
 
 
 def _meta(name: str):
@@ -64,9 +72,29 @@ def index_to_raw(indices: np.ndarray) -> np.ndarray:
     return out
 
 
+def is_scene_id(name: str) -> bool:
+    return SCENE_ID.fullmatch(name) is not None
+
+
+def check_scene_id(scene: str, path: str | Path | None = None, line: int | None = None,
+                   fix: str = SCENE_ID_FIX) -> str:
+    """Return ``scene`` if it is a ScanNet scene id, else raise InputError naming ``path`` and ``line``.
+
+    Only ``scene[0-9]{4}_[0-9]{2}`` passes, nothing else: every ScanNet v2 scene has such an id, and
+    so does every synthetic one (lgseg.scannet.synth numbers them scene0000_00, scene0001_00, ...).
+    Ids become file and folder names, so anything looser (a path, '..', '') could leave its folder.
+    """
+    if isinstance(scene, str) and is_scene_id(scene):
+        return scene
+    where = f"line {line}: " if line is not None else ""
+    raise InputError(path, f"{where}{scene!r} is not a ScanNet scene id (scene, 4 digits, _, 2 digits)", fix)
+
+
 def official_scene_list(split: str) -> list[str]:
     """The official ScanNet v2 scene list of ``split`` (train: 1201, val: 312, test: 100)."""
     if split not in ("train", "val", "test"):
         raise ValueError(f"unknown split {split!r}; expected train, val or test")
     text = resources.files("lgseg.scannet").joinpath("meta", f"scannetv2_{split}.txt").read_text()
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    where = f"lgseg/scannet/meta/scannetv2_{split}.txt"
+    return [check_scene_id(line.strip(), where, n, "reinstall lgseg (./install.sh)")
+            for n, line in enumerate(text.splitlines(), start=1) if line.strip()]

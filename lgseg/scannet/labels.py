@@ -15,7 +15,8 @@ import numpy as np
 
 from lgseg.errors import InputError
 from lgseg.scannet.constants import raw_to_index
-from lgseg.scannet.raw import RawScene
+from lgseg.fileio import read_regular
+from lgseg.scannet.raw import LABELS_LIMIT, RawScene
 
 REQUIRED_COLUMNS = ("id", "raw_category")
 
@@ -29,11 +30,11 @@ class LabelTable:
     @classmethod
     def read(cls, path: str | Path) -> "LabelTable":
         path = Path(path)
+        fix = "ScanNet ships scannetv2-labels.combined.tsv next to scans/; recreate data/raw (dvc repro download)"
         try:
-            text = path.read_bytes().decode("utf-8")
-        except OSError as e:
-            raise InputError(path, f"cannot read the label table ({e.strerror})",
-                             "ScanNet ships scannetv2-labels.combined.tsv next to scans/") from None
+            text = read_regular(path, "label table", fix, LABELS_LIMIT).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(path, f"not UTF-8 text ({e.reason} at byte {e.start})", fix) from None
         # The ScanNet200-era file ends lines with \r\r\n: drop every \r before parsing.
         rows = list(csv.reader(io.StringIO(text.replace("\r", "")), delimiter="\t"))
         if not rows:

@@ -3,13 +3,19 @@
 ``<out>/<split>/<scene>/``: ``coord.npy`` (float32 N×3, axis-aligned), ``color.npy`` (uint8 N×3),
 and for annotated scenes ``segment200.npy`` (int16, 0..199 or -1) and ``instance.npy`` (int32, -1
 none); one row per mesh vertex in mesh order. ``<out>/stats.json``: per-class train point and
-instance counts. Each scene directory appears atomically, so a failure leaves nothing half-written.
+instance counts. Each scene directory appears atomically, so a failure leaves nothing half-written;
+the temporaries of a killed run are removed by the next one.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing as mp
+import os
+import re
+import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,13 +23,13 @@ import numpy as np
 from tqdm import tqdm
 
 from lgseg.errors import InputError, LgsegError
-from lgseg.fileio import atomic_dir, write_json
+from lgseg.fileio import atomic_dir, remove_stale_temporaries, write_json
 from lgseg.scannet.annotation import RULES as ANNOTATION_RULES
 from lgseg.scannet.annotation import limit_annotations
 from lgseg.scannet.constants import CLASS_NAMES, NUM_CLASSES, VALID_CLASS_IDS
 from lgseg.scannet.labels import LabelTable, vertex_segment200
 from lgseg.scannet.raw import LABELS_TSV, read_scene
-from lgseg.scannet.splits import scene_splits
+from lgseg.scannet.splits import SPLIT_NAMES, scene_path, scene_splits
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +58,10 @@ def process_scene(raw_dir: Path, out_dir: Path, scene: str, split: str, table: L
     labels of train scenes to a fraction of each object's points.
     """
     annotated = split != "test"
+    final = scene_path(out_dir / split, scene)
     raw = read_scene(raw_dir, scene, annotations=annotated)
     result = SceneResult(scene, split, raw.num_vertices)
-    with atomic_dir(out_dir / split / scene) as tmp:
+    with atomic_dir(final) as tmp:
         np.save(tmp / "coord.npy", raw.coord)
         np.save(tmp / "color.npy", raw.color)
         if annotated:
@@ -79,11 +86,27 @@ def _class_counts(segment: np.ndarray, instance: np.ndarray) -> tuple[np.ndarray
 
 
 _TABLE: LabelTable | None = None  # set once per worker process, not pickled with every job
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _init_worker(table: LabelTable) -> None:
     global _TABLE
     _TABLE = table
+
+
+def _init_pool_worker(table: LabelTable, parent: int) -> None:
+    _init_worker(table)
+    _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this worker when its parent dies: a killed run's workers would
+    otherwise finish their scene and die on a BrokenPipeError traceback sending it back. (Linux
+    only, the platform lgseg runs on; elsewhere a killed run's workers end as described.)"""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _worker(args) -> SceneResult:
@@ -113,10 +136,12 @@ def preprocess(raw_dir: str | Path, out_dir: str | Path, workers: int = 1, keep_
     jobs = [(raw_dir, out_dir, s, split, annotation) for split in splits for s in lists[split]]
     if not jobs:
         raise InputError(raw_dir, "no scenes listed in the split files", "check scannetv2_*.txt")
+    _remove_stale_temporaries(out_dir)
     report = PreprocessReport()
     bar = tqdm(total=len(jobs), desc="preprocess", unit="scene", disable=not progress)
     _init_worker(table)
-    pool = mp.get_context("fork").Pool(workers, _init_worker, (table,)) if workers > 1 else _Inline()
+    pool = (mp.get_context("fork").Pool(workers, _init_pool_worker, (table, os.getpid())) if workers > 1
+            else _Inline())
     with pool:
         for res in pool.imap_unordered(_worker, jobs):
             bar.update()
@@ -132,6 +157,21 @@ def preprocess(raw_dir: str | Path, out_dir: str | Path, workers: int = 1, keep_
         raise LgsegError(f"{len(report.failed)} of {len(jobs)} scene(s) failed; the others were "
                          f"written to {out_dir}:\n{lines}")
     return report
+
+
+_SCENE_TMP = re.compile(r"\.(scene[0-9]{4}_[0-9]{2})\.tmp-.*")  # atomic_dir's temporary of a scene folder
+
+
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Remove what a killed run left in ``out_dir``: the temporaries of scene folders (any scene,
+    listed now or not) and of stats.json. fileio decides what is ours by name. (Runs into one
+    output folder do not overlap: each would rewrite the same scenes.)"""
+    for split in SPLIT_NAMES:
+        base = out_dir / split
+        if base.is_dir():
+            for scene in {m.group(1) for p in base.iterdir() if (m := _SCENE_TMP.fullmatch(p.name))}:
+                remove_stale_temporaries(base / scene)
+    remove_stale_temporaries(out_dir / "stats.json")
 
 
 def _stats(report: PreprocessReport) -> dict:

@@ -5,6 +5,8 @@ A scene folder ``scans/<scene>/`` (``scans_test/`` for the test split) holds
 (segment id per vertex), ``<scene>.aggregation.json`` (objects as groups of segments with a raw
 category; absent for test scenes) and ``<scene>.txt`` (``key = value`` metadata with the
 ``axisAlignment`` 4x4 matrix). Every problem is an InputError naming the scene and file.
+Only regular files are read (a FIFO would block forever, /dev/zero fill the memory), each within
+a bound on its size.
 """
 
 from __future__ import annotations
@@ -12,15 +14,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from plyfile import PlyData, PlyParseError
 
 from lgseg.errors import InputError
+from lgseg.fileio import open_regular, read_regular
+from lgseg.scannet.constants import check_scene_id
 
 SCAN_DIRS = ("scans", "scans_test")
 LABELS_TSV = "scannetv2-labels.combined.tsv"
 
+MiB = 1 << 20
+META_LIMIT = MiB  # <scene>.txt: a dozen key = value lines (~1 KB)
+LABELS_LIMIT = 16 * MiB  # the official labels tsv is ~0.2 MB
+MESH_LIMIT = 1 << 30  # ScanNet's decimated _vh_clean_2 meshes are tens of MB at most
+JSON_BASE = MiB  # segs/aggregation JSON: this much besides ...
+SEGS_PER_VERTEX = 16  # ... one segment id (<= 7 digits and ", ") per mesh vertex
+AGG_PER_SEGMENT = 128  # ... one group entry (id, label, ...) and list item per segment
 
 @dataclass
 class SegGroup:
@@ -47,6 +59,7 @@ class RawScene:
 
 
 def find_scene_dir(raw_dir: str | Path, scene: str) -> Path:
+    check_scene_id(scene)
     raw_dir = Path(raw_dir)
     for sub in SCAN_DIRS:
         if (raw_dir / sub / scene).is_dir():
@@ -65,11 +78,11 @@ def scene_file(scene_dir: Path, kind: str) -> Path:
 
 def read_meta(path: Path, scene: str | None = None) -> tuple[dict[str, str], np.ndarray | None]:
     """Parse ``key = value`` lines; return them and the axisAlignment matrix (or None)."""
+    fix = "every ScanNet scene folder has a <scene>.txt; re-download it"
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise InputError(path, f"cannot read scene metadata ({e.strerror})",
-                         "every ScanNet scene folder has a <scene>.txt", scene=scene) from None
+        text = read_regular(path, "scene metadata file", fix, META_LIMIT, scene).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"not UTF-8 text ({e.reason} at byte {e.start})", fix, scene=scene) from None
     meta = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")
@@ -89,11 +102,10 @@ def read_meta(path: Path, scene: str | None = None) -> tuple[dict[str, str], np.
 
 def read_mesh(path: Path, scene: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vertices (N,3 float32), colours (N,3 uint8) and triangles (F,3 int32) of a ScanNet PLY."""
-    if not path.is_file():
-        raise InputError(path, "mesh file is missing", "re-download the scene's _vh_clean_2.ply",
-                         scene=scene)
+    fix = "re-download the scene's _vh_clean_2.ply"
     try:
-        ply = _read_ply(path)
+        with open_regular(path, "mesh file", fix, MESH_LIMIT, scene) as f:
+            ply = _read_ply(f)
         v = ply["vertex"].data
         coord = np.stack([v["x"], v["y"], v["z"]], axis=1).astype(np.float32)
         color = np.stack([v["red"], v["green"], v["blue"]], axis=1).astype(np.uint8)
@@ -106,15 +118,16 @@ def read_mesh(path: Path, scene: str | None = None) -> tuple[np.ndarray, np.ndar
     return coord, color, faces
 
 
-def _read_ply(path: Path) -> PlyData:
+def _read_ply(f: BinaryIO) -> PlyData:
     # ScanNet meshes are triangles: declaring the face list length lets plyfile read faces as one
     # array (~100x faster than its per-face parse); it checks every length and we fall back if not.
     try:
-        return PlyData.read(str(path), known_list_len={"face": {"vertex_indices": 3}})
+        return PlyData.read(f, known_list_len={"face": {"vertex_indices": 3}})
     except PlyParseError as e:
         if "unexpected list length" not in str(e):
             raise
-        return PlyData.read(str(path))
+        f.seek(0)
+        return PlyData.read(f)
 
 
 def _faces(ply: PlyData) -> np.ndarray:
@@ -128,18 +141,16 @@ def _faces(ply: PlyData) -> np.ndarray:
     return np.asarray(faces, dtype=np.int32).reshape(-1, 3)
 
 
-def _read_json(path: Path, scene: str | None, what: str) -> dict:
-    if not path.is_file():
-        raise InputError(path, f"{what} file is missing", "re-download the scene", scene=scene)
+def _read_json(path: Path, scene: str | None, what: str, limit: int) -> dict:
+    data = read_regular(path, f"{what} file", "re-download the scene", limit, scene)
     try:
-        with open(path) as f:
-            return json.load(f)
+        return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(path, f"invalid JSON ({e})", "re-download this file", scene=scene) from None
 
 
 def read_segments(path: Path, num_vertices: int, scene: str | None = None) -> np.ndarray:
-    data = _read_json(path, scene, "segmentation")
+    data = _read_json(path, scene, "segmentation", JSON_BASE + SEGS_PER_VERTEX * num_vertices)
     if "segIndices" not in data:
         raise InputError(path, "no 'segIndices' key", "re-download this file", scene=scene)
     seg = np.asarray(data["segIndices"], dtype=np.int64)
@@ -152,7 +163,7 @@ def read_segments(path: Path, num_vertices: int, scene: str | None = None) -> np
 
 def read_aggregation(path: Path, known_segments: np.ndarray, scene: str | None = None) -> list[SegGroup]:
     """Object groups; every listed segment must exist in the scene's segmentation."""
-    data = _read_json(path, scene, "aggregation")
+    data = _read_json(path, scene, "aggregation", JSON_BASE + AGG_PER_SEGMENT * len(known_segments))
     groups = data.get("segGroups")
     if not isinstance(groups, list):
         raise InputError(path, "no 'segGroups' list", "re-download this file", scene=scene)

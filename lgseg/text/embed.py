@@ -22,7 +22,7 @@ EMBEDDINGS_FILE = "embeddings.npy"
 META_FILE = "meta.json"
 META_KEYS = ("encoder", "model", "prompt", "dim", "class_names")
 COMPAT_KEYS = ("encoder", "model", "prompt", "dim")  # what a consumer's anchors must agree on
-_FIX = "Recompute it with lgseg.text.embed (save_embeddings writes both files together)"
+_FIX = "Recompute the embeddings: dvc repro text-embed"
 
 
 def check_prompt(prompt: str) -> str:
