@@ -93,7 +93,7 @@ def processed_scenes(scenes: Path, params: dict):
         yield scenes
         return
     from lgseg.scannet.preprocess import preprocess
-    from lgseg.scannet.synth import generate
+    from lgseg.synthetic import generate
 
     syn = params["data"]["synthetic"]
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:

@@ -11,25 +11,26 @@ from lgseg.errors import LgsegError
 
 
 def _synth(a: argparse.Namespace) -> None:
-    from lgseg.scannet.synth import generate
+    from lgseg.synthetic import generate
 
     summary = generate(a.out, num_scenes=a.scenes, seed=a.seed, workers=a.workers)
     print(f"wrote {a.scenes} synthetic ScanNet-format scenes to {a.out}: {summary['scenes']}")
 
 
 def _preprocess(a: argparse.Namespace) -> None:
-    from lgseg.data.instances import export_instance_bank, resolve_classes
-    from lgseg.scannet.preprocess import preprocess
+    from lgseg.data.instances import resolve_classes
+    from lgseg.prepare import prepare
 
     try:
         classes = resolve_classes(a.bank_classes.split(",") if "," in a.bank_classes else a.bank_classes)
     except ValueError as e:
         raise LgsegError(f"--bank-classes: {e}") from None
     annotation = {"fraction": a.annotated, "rule": a.annotation_rule, "seed": a.seed}
-    report = preprocess(a.raw, a.out, workers=a.workers, keep_going=a.keep_going, annotation=annotation)
-    print(f"preprocessed {len(report.done)} scene(s) into {a.out}")
-    if a.bank:
-        meta = export_instance_bank(a.out, a.bank, classes)
+    done = prepare(a.raw, a.out, workers=a.workers, keep_going=a.keep_going, annotation=annotation,
+                   bank=a.bank, bank_classes=classes)
+    print(f"preprocessed {len(done.report.done)} scene(s) into {a.out}")
+    if done.bank is not None:
+        meta = done.bank
         print(f"instance bank: {meta['instances']} instance(s) of {len(meta['per_class'])} class(es) in {a.bank}")
 
 
@@ -159,7 +160,8 @@ def _check_params(a: argparse.Namespace) -> None:
 
 
 def _faces(raw: Path, scene: str):
-    from lgseg.scannet.raw import find_scene_dir, read_mesh, scene_file
+    from lgseg.scannet.layout import find_scene_dir, scene_file
+    from lgseg.scannet.raw import read_mesh
 
     try:
         return read_mesh(scene_file(find_scene_dir(raw, scene), "mesh"), scene)[2]

@@ -230,7 +230,7 @@ class Augment(_Section):
     color_jitter: Flag = ref("true: std 0.05, p=0.95")
     random_translation: Count = ref("100 voxels")
     crop_points: CropPoints = ref("0")
-    # the augmentations' numbers (lgseg.data.transforms.AUGMENTATIONS); the defaults are the reference's
+    # the augmentations' numbers (lgseg.config.AUGMENTATIONS); the defaults are the reference's
     elastic_params: ElasticParams = None
     elastic_p: Probability = None
     rotation_x: Pair = None

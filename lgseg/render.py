@@ -135,10 +135,10 @@ def render_scenes(processed: str | Path, pred_dir: str | Path, split: str, which
     from lgseg.fileio import atomic_dir
     from lgseg.scannet.constants import check_scene_id
     from lgseg.scannet.splits import scene_folders, scene_path
-    from lgseg.scene_io import load_prediction, load_scene
+    from lgseg.scene_io import load_prediction, load_scene, split_dir
 
     if isinstance(which, int):
-        scenes = scene_folders(Path(processed) / split)[:which]
+        scenes = scene_folders(split_dir(processed, split))[:which]
     else:  # ids from params (evaluate.render): checked before anything is written
         scenes = [check_scene_id(s, fix="list scene ids such as scene0011_00 in evaluate.render (params.yaml)")
                   for s in which]

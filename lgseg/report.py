@@ -60,44 +60,6 @@ FIG5 = tuple(Row(f"f5-{label.lower()}-{round(f * 100)}", label, {**o, "annotatio
 EXPERIMENTS = {"table1": TABLE1, "fig5": FIG5}
 
 
-def _dvc(*args: str, cwd: str | Path = ".") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True)
-
-
-def queue_command(row: Row) -> list[str]:
-    sets = [f"{k}={json.dumps(v) if isinstance(v, bool) else v}" for k, v in row.overrides.items()]
-    return ["dvc", "exp", "run", "--queue", "-n", row.name, *[a for s in sets for a in ("-S", s)]]
-
-
-def queue(which: str, cwd: str | Path = ".") -> list[str]:
-    """Queue the experiments of ``which`` ('table1', 'fig5'); returns their names."""
-    rows = EXPERIMENTS[which]
-    for row in rows:
-        r = _dvc(*queue_command(row)[1:], cwd=cwd)
-        if r.returncode != 0:
-            raise LgsegError(f"{' '.join(queue_command(row))} failed:\n{r.stderr.strip()}")
-    return [r.name for r in rows]
-
-
-def experiment_results(exp_show: list) -> dict[str, dict]:
-    """``{experiment name: {"metrics": evaluate.json, "params": params.yaml}}`` from ``dvc exp show --json``;
-    of experiments run again under one name (e.g. on a later commit) the newest counts. Queued, running
-    and failed ones are left out: until an experiment finishes, DVC shows its baseline's metrics."""
-    out, when = {}, {}
-    for base in exp_show:
-        for exp in base.get("experiments") or []:
-            if ((exp.get("executor") or {}).get("state")) not in (None, "success"):
-                continue
-            for rev in exp.get("revs") or []:
-                data, name = rev.get("data") or {}, rev.get("name")
-                metrics = ((data.get("metrics") or {}).get("metrics/evaluate.json") or {}).get("data")
-                stamp = str(data.get("timestamp") or "")
-                if name and metrics and not rev.get("error") and stamp >= when.get(name, ""):
-                    params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-                    out[name], when[name] = {"metrics": metrics, "params": params}, stamp
-    return out
-
-
 def _value(metrics: dict, split: str, metric: str) -> float | None:
     return (metrics.get(split) or {}).get(metric)
 
@@ -207,9 +169,54 @@ def write_report(out: str | Path, exp_show: list) -> dict[str, Path]:
     return {n: out / n for n in ("table1.md", "table1.png", "fig5.md", "fig5.png")}
 
 
+# ---- DVC: the one place in lgseg/ that speaks to it --------------------------------------------
+# `lgseg queue` and `lgseg report` are DVC commands by design: they run its command line (never
+# import it) and read its `exp show --json` output, which names the files below.
+EVALUATE_METRICS = "metrics/evaluate.json"  # the evaluate stage's metrics (dvc.yaml)
+PARAMS_FILE = "params.yaml"
+
+
+def _dvc(*args: str, cwd: str | Path = ".") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def queue_command(row: Row) -> list[str]:
+    sets = [f"{k}={json.dumps(v) if isinstance(v, bool) else v}" for k, v in row.overrides.items()]
+    return ["dvc", "exp", "run", "--queue", "-n", row.name, *[a for s in sets for a in ("-S", s)]]
+
+
+def queue(which: str, cwd: str | Path = ".") -> list[str]:
+    """Queue the experiments of ``which`` ('table1', 'fig5'); returns their names."""
+    rows = EXPERIMENTS[which]
+    for row in rows:
+        r = _dvc(*queue_command(row)[1:], cwd=cwd)
+        if r.returncode != 0:
+            raise LgsegError(f"{' '.join(queue_command(row))} failed:\n{r.stderr.strip()}")
+    return [r.name for r in rows]
+
+
 def exp_show_json(cwd: str | Path = ".") -> list:
     """Experiments of every commit: a table's rows may have been run from different baselines."""
     r = _dvc("exp", "show", "--json", "--all-commits", cwd=cwd)
     if r.returncode != 0:
         raise LgsegError(f"dvc exp show --json failed in {Path(cwd).resolve()}:\n{r.stderr.strip()}")
     return json.loads(r.stdout)
+
+
+def experiment_results(exp_show: list) -> dict[str, dict]:
+    """``{experiment name: {"metrics": evaluate.json, "params": params.yaml}}`` from ``dvc exp show --json``;
+    of experiments run again under one name (e.g. on a later commit) the newest counts. Queued, running
+    and failed ones are left out: until an experiment finishes, DVC shows its baseline's metrics."""
+    out, when = {}, {}
+    for base in exp_show:
+        for exp in base.get("experiments") or []:
+            if ((exp.get("executor") or {}).get("state")) not in (None, "success"):
+                continue
+            for rev in exp.get("revs") or []:
+                data, name = rev.get("data") or {}, rev.get("name")
+                metrics = ((data.get("metrics") or {}).get(EVALUATE_METRICS) or {}).get("data")
+                stamp = str(data.get("timestamp") or "")
+                if name and metrics and not rev.get("error") and stamp >= when.get(name, ""):
+                    params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {}
+                    out[name], when[name] = {"metrics": metrics, "params": params}, stamp
+    return out

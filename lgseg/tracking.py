@@ -1,16 +1,15 @@
 """MLflow tracking: one run per stage execution, grouped under one parent run per pipeline execution.
 
-DVC owns params, outputs and metric files; MLflow is the view across runs. Each stage run carries
-the params its DVC stage declares (flattened), per-epoch metrics with their step, the final
-metrics of its metric files and those files as artifacts, and tags for the stage, the git commit
-and the DVC experiment name. The parent run (one per experiment, or per workspace configuration)
-holds every param of ``params.yaml`` and each stage's final metrics as ``<stage>/<key>``, so the
-MLflow UI lists experiments side by side.
+The caller says who runs (a :class:`RunContext`: the stage, the group it belongs to, the commit, the
+repository root, the params it declares); this module knows MLflow only. Each stage run carries
+those params (flattened), per-epoch metrics with their step, the final metrics of its metric files
+and those files as artifacts, and tags for the stage, the commit and the group. The parent run
+(one per group and configuration) holds every param and each stage's final metrics as
+``<stage>/<key>``, so the MLflow UI lists the groups side by side.
 
 The store is ``tracking.uri`` if set, else ``$MLFLOW_TRACKING_URI``, else ``mlflow.db`` (SQLite)
-at the repository root; DVC points ``DVC_ROOT`` at that root also for ``--temp`` and queued
-experiments, which run in a copy, so all runs land in one database. Tracking never stops
-training: if the store fails, one warning says so and the run goes on without it.
+at the context's root, so runs from copies of the repository land in one database. Tracking never
+stops training: if the store fails, one warning says so and the run goes on without it.
 """
 
 from __future__ import annotations
@@ -24,22 +23,33 @@ import logging
 import math
 import os
 import socket
-import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("lgseg.tracking")
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+# the tag holding the group's name: the README documents it as the filter for one DVC experiment
+GROUP_TAG = "dvc.exp_name"
 # fail fast on an unreachable server instead of MLflow's default of minutes of retries
 _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                   "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
-def repo_root() -> Path:
-    """The repository the user works in (DVC_ROOT: set by DVC, also inside experiment copies)."""
-    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+@dataclass(frozen=True)
+class RunContext:
+    """Who is running, as the caller (a stage script) knows it; passed in, never read from a pipeline
+    tool's environment here."""
+
+    stage: str
+    root: Path  # the repository: a default SQLite store and its artifacts live there
+    group: str = "workspace"  # runs of one group and configuration hang under one parent run
+    commit: str | None = None
+    source: str | None = None  # the script, tagged as mlflow.source.name
+    params: tuple[str, ...] = ()  # the param keys the stage declares (``"train"``, ``"data.voxel_size"``)
 
 
+# ---- params and metrics as MLflow takes them ---------------------------------------------------
 def tracking_uri(cfg: dict, root: Path) -> str:
     return cfg.get("uri") or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
 
@@ -62,8 +72,8 @@ def numeric(metrics: dict) -> dict:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
-def select_params(params: dict, keys: list[str]) -> dict:
-    """The flattened values of DVC-style param keys (``"train"``, ``"data.voxel_size"``)."""
+def select_params(params: dict, keys) -> dict:
+    """The flattened values of dotted param keys (``"train"``, ``"data.voxel_size"``)."""
     out = {}
     for key in keys:
         node = params
@@ -76,189 +86,66 @@ def select_params(params: dict, keys: list[str]) -> dict:
     return out
 
 
-def git_commit(cwd: Path | None = None) -> str | None:
-    if os.environ.get("DVC_EXP_BASELINE_REV"):  # experiment copies: the commit they branch from
-        return os.environ["DVC_EXP_BASELINE_REV"]
-    try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return r.stdout.strip() if r.returncode == 0 else None
+def _param_value(v) -> str:
+    return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def read_final_metrics(metric_files) -> dict:
+    """The finite numbers of the JSON metric files that exist, flattened."""
+    final = {}
+    for path in metric_files:
+        if Path(path).is_file():
+            final.update(numeric(flatten(json.loads(Path(path).read_text()))))
+    return final
 
 
-class NullTracker:
-    """Tracking switched off (or not this process's job: torchrun ranks other than 0)."""
+def render_plot_pngs(plot_files, folder: Path) -> list[Path]:
+    """A PNG in ``folder`` of each CSV plot file that exists and has a known chart."""
+    from lgseg.plots import render_plot
 
-    enabled = False
+    pngs = []
+    for path in plot_files:
+        png = Path(folder) / (Path(path).stem + ".png")
+        if Path(path).suffix == ".csv" and Path(path).is_file() and render_plot(path, png):
+            pngs.append(png)
+    return pngs
 
-    def log_metrics(self, metrics: dict, step: int | None = None) -> None: ...
-    def log_artifacts(self, paths, folder: str | None = None) -> None: ...
-    def log_outputs(self, metric_files, plot_files) -> None: ...
-    def end(self, status: str) -> None: ...
+
+# ---- the store ---------------------------------------------------------------------------------
+def _quiet_mlflow_logs() -> None:
+    """After mlflow's import, which sets its own levels: its INFO lines (schema migrations) and
+    urllib3's retry warnings are noise in a stage log."""
+    for name, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING), ("urllib3", logging.ERROR),
+                        # logs each database error with its traceback before raising it; _safely reports it
+                        ("mlflow.store.db.utils", logging.CRITICAL)):
+        logging.getLogger(name).setLevel(level)
 
 
-class StageTracker(NullTracker):
-    """The MLflow run of one stage execution; every call fails soft (one warning, then off)."""
+def open_experiment(uri: str, name: str, root: Path):
+    """``(client, experiment id)`` of MLflow experiment ``name`` in the store at ``uri``, created if
+    new; our own SQLite store keeps artifacts beside it under ``root`` (not in a copy's temp dir)."""
+    from mlflow.tracking import MlflowClient
 
-    enabled = True
-
-    def __init__(self, stage: str, params: dict, stage_params: list[str], root: Path | None = None):
-        self.stage, self.root = stage, root or repo_root()
-        cfg = params.get("tracking") or {}
-        self.uri = tracking_uri(cfg, self.root)
-        self.run_id = self.parent_id = None
-        self._logged: set[str] = set()
-        for k, v in _HTTP_DEFAULTS.items():
-            os.environ.setdefault(k, v)
-        self._safely(self._start, params, stage_params, cfg.get("experiment") or "lgseg")
-
-    # ---- set-up --------------------------------------------------------------------------------
-    def _start(self, params: dict, stage_params: list[str], experiment: str) -> None:
-        from mlflow.entities import Param
-        from mlflow.tracking import MlflowClient
-
-        # after mlflow's import, which sets its own levels: its INFO lines (schema migrations) and
-        # urllib3's retry warnings are noise in a stage log
-        for name, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING), ("urllib3", logging.ERROR),
-                            # logs each database error with its traceback before raising it; _safely reports it
-                            ("mlflow.store.db.utils", logging.CRITICAL)):
-            logging.getLogger(name).setLevel(level)
-        with _creation_lock(_sqlite_file(self.uri)):
-            self.client = MlflowClient(self.uri)  # creates a new store's schema
-            exp_id = self._experiment(experiment)
-        self._reap_dead_runs(exp_id)
-        exp_name = os.environ.get("DVC_EXP_NAME") or "workspace"
-        commit = git_commit()
-        digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
-        pipeline = f"{exp_name}-{digest}"  # one group per experiment and configuration
-        tags = {"lgseg.pipeline": pipeline, "dvc.exp_name": exp_name, "lgseg.host": socket.gethostname(),
-                "lgseg.pid": str(os.getpid()), **({"mlflow.source.git.commit": commit} if commit else {})}
-        self.parent_id = self._parent(exp_id, pipeline, exp_name, params, tags)
-        run = self.client.create_run(exp_id, run_name=self.stage, tags={
-            **tags, "lgseg.kind": "stage", "lgseg.stage": self.stage, "mlflow.parentRunId": self.parent_id,
-            "mlflow.source.name": f"stages/{self.stage.replace('-', '_')}.py"})
-        self.run_id = run.info.run_id
-        flat = select_params(params, stage_params)
-        self._batch(self.run_id, params=[Param(k, _param_value(v)) for k, v in flat.items()])
-        self.client.set_tag(self.parent_id, "lgseg.pid", str(os.getpid()))
-        self.client.update_run(self.parent_id, status="RUNNING")
-        log.info("MLflow run %s (stage %s, %s) in %s", self.run_id, self.stage, exp_name, self.uri)
-
-    def _experiment(self, name: str) -> str:
-        exp = self.client.get_experiment_by_name(name)
+    _quiet_mlflow_logs()
+    with _creation_lock(_sqlite_file(uri)):
+        client = MlflowClient(uri)  # creates a new store's schema
+        exp = client.get_experiment_by_name(name)
         if exp is not None:
-            return exp.experiment_id
-        # our own SQLite store keeps artifacts beside it (not in an experiment copy's temp dir)
-        location = (self.root / "mlartifacts").as_uri() if self.uri.startswith("sqlite:///") else None
+            return client, exp.experiment_id
+        location = (root / "mlartifacts").as_uri() if uri.startswith("sqlite:///") else None
         try:
-            return self.client.create_experiment(name, artifact_location=location)
+            return client, client.create_experiment(name, artifact_location=location)
         except Exception:  # another process created it first
-            exp = self.client.get_experiment_by_name(name)
+            exp = client.get_experiment_by_name(name)
             if exp is None:
                 raise
-            return exp.experiment_id
+            return client, exp.experiment_id
 
-    def _parent(self, exp_id: str, pipeline: str, exp_name: str, params: dict, tags: dict) -> str:
-        from mlflow.entities import Param
 
-        found = self.client.search_runs(
-            [exp_id], f"tags.`lgseg.pipeline` = '{pipeline}' and tags.`lgseg.kind` = 'pipeline'", max_results=1)
-        if found:
-            return found[0].info.run_id
-        run = self.client.create_run(exp_id, run_name=exp_name, tags={**tags, "lgseg.kind": "pipeline"})
-        self._batch(run.info.run_id, params=[Param(k, _param_value(v)) for k, v in flatten(params).items()])
-        return run.info.run_id
-
-    def _reap_dead_runs(self, exp_id: str) -> None:
-        """Runs left RUNNING by a process that died without a word (SIGKILL, power loss) become KILLED."""
-        host = socket.gethostname()
-        stale = self.client.search_runs(
-            [exp_id], f"attributes.status = 'RUNNING' and tags.`lgseg.host` = '{host}'", max_results=1000)
-        for run in stale:
-            pid = run.data.tags.get("lgseg.pid", "")
-            if pid.isdigit() and not _pid_alive(int(pid)):
-                self.client.set_terminated(run.info.run_id, KILLED)
-                log.info("marked MLflow run %s KILLED: its process %s is gone", run.info.run_id, pid)
-
-    def _batch(self, run_id: str, metrics=(), params=()) -> None:
-        metrics, params = list(metrics), list(params)
-        for i in range(0, max(len(metrics), len(params)), 100):  # MLflow's per-request limit
-            self.client.log_batch(run_id, metrics=metrics[i:i + 100], params=params[i:i + 100])
-
-    # ---- logging -------------------------------------------------------------------------------
-    def _safely(self, fn, *args) -> None:
-        if not self.enabled:
-            return
-        try:
-            fn(*args)
-        except Exception as e:  # the store is down or refuses: the stage's own files are unaffected
-            self.enabled = False
-            log.warning("MLflow tracking at %s %s; the stage goes on without it and its metrics still go to "
-                        "DVC's files", self.uri, _failure(e))
-
-    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
-        self._safely(self._log_metrics, metrics, step)
-
-    def _log_metrics(self, metrics: dict, step: int | None) -> None:
-        import time
-
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        values = numeric(flatten(metrics))
-        self._logged.update(values)
-        self._batch(self.run_id, metrics=[Metric(k, v, now, step or 0) for k, v in values.items()])
-
-    def log_artifacts(self, paths, folder: str | None = None) -> None:
-        """Files as artifacts (in ``folder`` of the run's artifacts, if given)."""
-        for p in paths:
-            if Path(p).is_file():
-                self._safely(self.client.log_artifact, self.run_id, str(p), folder)
-
-    def log_outputs(self, metric_files, plot_files) -> None:
-        """The stage's DVC metric files as final metrics (here and on the parent) and as artifacts;
-        its other small files (curves, per-class table) as artifacts, with a PNG of each known plot."""
-        self._safely(self._log_outputs, list(metric_files), list(plot_files))
-
-    def _log_outputs(self, metric_files: list, plot_files: list) -> None:
-        import tempfile
-        import time
-
-        from mlflow.entities import Metric
-
-        from lgseg.plots import render_plot
-
-        now, final = int(time.time() * 1000), {}
-        for path in metric_files:
-            if Path(path).is_file():
-                final.update(numeric(flatten(json.loads(Path(path).read_text()))))
-        step = int(final.get("epochs", 0))
-        self._batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in final.items() if k not in self._logged])
-        self._batch(self.parent_id, metrics=[Metric(f"{self.stage}/{k}", v, now, 0) for k, v in final.items()])
-        self.log_artifacts(list(metric_files) + list(plot_files))
-        with tempfile.TemporaryDirectory() as tmp:
-            for path in plot_files:
-                png = Path(tmp) / (Path(path).stem + ".png")
-                if Path(path).suffix == ".csv" and Path(path).is_file() and render_plot(path, png):
-                    self.client.log_artifact(self.run_id, str(png), "plots")
-
-    def end(self, status: str) -> None:
-        def _end():
-            self.client.set_terminated(self.run_id, status)
-            self.client.set_terminated(self.parent_id, status)  # the pipeline is as far as its last stage
-
-        if self.run_id is not None:
-            self._safely(_end)
+def log_batch(client, run_id: str, metrics=(), params=()) -> None:
+    metrics, params = list(metrics), list(params)
+    for i in range(0, max(len(metrics), len(params)), 100):  # MLflow's per-request limit
+        client.log_batch(run_id, metrics=metrics[i:i + 100], params=params[i:i + 100])
 
 
 def _failure(exc: BaseException) -> str:
@@ -315,13 +202,160 @@ def _creation_lock(db: Path | None):
             os.close(fd)
 
 
-def _param_value(v) -> str:
-    return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+# ---- runs --------------------------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
-def start_stage_run(stage: str, params: dict, stage_params: list[str]) -> NullTracker:
+def reap_dead_runs(client, exp_id: str) -> None:
+    """Runs of this host left RUNNING by a process that died without a word (SIGKILL, power loss)
+    become KILLED."""
+    host = socket.gethostname()
+    stale = client.search_runs(
+        [exp_id], f"attributes.status = 'RUNNING' and tags.`lgseg.host` = '{host}'", max_results=1000)
+    for run in stale:
+        pid = run.data.tags.get("lgseg.pid", "")
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            client.set_terminated(run.info.run_id, KILLED)
+            log.info("marked MLflow run %s KILLED: its process %s is gone", run.info.run_id, pid)
+
+
+def pipeline_key(group: str, params: dict) -> str:
+    """One parent run per group and configuration."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"{group}-{digest}"
+
+
+def pipeline_run(client, exp_id: str, params: dict, group: str, tags: dict) -> str:
+    """The parent run of ``tags["lgseg.pipeline"]``, created with every param if it is new."""
+    from mlflow.entities import Param
+
+    found = client.search_runs(
+        [exp_id], f"tags.`lgseg.pipeline` = '{tags['lgseg.pipeline']}' and tags.`lgseg.kind` = 'pipeline'",
+        max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(exp_id, run_name=group, tags={**tags, "lgseg.kind": "pipeline"})
+    log_batch(client, run.info.run_id, params=[Param(k, _param_value(v)) for k, v in flatten(params).items()])
+    return run.info.run_id
+
+
+# ---- the tracker a stage uses ------------------------------------------------------------------
+class NullTracker:
+    """Tracking switched off (or not this process's job: torchrun ranks other than 0)."""
+
+    enabled = False
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None: ...
+    def log_artifacts(self, paths, folder: str | None = None) -> None: ...
+    def log_outputs(self, metric_files, plot_files) -> None: ...
+    def end(self, status: str) -> None: ...
+
+
+class StageTracker(NullTracker):
+    """The MLflow run of one stage execution; every call fails soft (one warning, then off)."""
+
+    enabled = True
+
+    def __init__(self, context: RunContext, params: dict):
+        self.context, self.stage = context, context.stage
+        cfg = params.get("tracking") or {}
+        self.uri = tracking_uri(cfg, context.root)
+        self.run_id = self.parent_id = None
+        self._logged: set[str] = set()
+        for k, v in _HTTP_DEFAULTS.items():
+            os.environ.setdefault(k, v)
+        self._safely(self._start, params, cfg.get("experiment") or "lgseg")
+
+    def _start(self, params: dict, experiment: str) -> None:
+        from mlflow.entities import Param
+
+        ctx = self.context
+        self.client, exp_id = open_experiment(self.uri, experiment, ctx.root)
+        reap_dead_runs(self.client, exp_id)
+        tags = {"lgseg.pipeline": pipeline_key(ctx.group, params), GROUP_TAG: ctx.group,
+                "lgseg.host": socket.gethostname(), "lgseg.pid": str(os.getpid()),
+                **({"mlflow.source.git.commit": ctx.commit} if ctx.commit else {})}
+        self.parent_id = pipeline_run(self.client, exp_id, params, ctx.group, tags)
+        run = self.client.create_run(exp_id, run_name=self.stage, tags={
+            **tags, "lgseg.kind": "stage", "lgseg.stage": self.stage, "mlflow.parentRunId": self.parent_id,
+            **({"mlflow.source.name": ctx.source} if ctx.source else {})})
+        self.run_id = run.info.run_id
+        flat = select_params(params, ctx.params)
+        log_batch(self.client, self.run_id, params=[Param(k, _param_value(v)) for k, v in flat.items()])
+        self.client.set_tag(self.parent_id, "lgseg.pid", str(os.getpid()))
+        self.client.update_run(self.parent_id, status="RUNNING")
+        log.info("MLflow run %s (stage %s, %s) in %s", self.run_id, self.stage, ctx.group, self.uri)
+
+    def _safely(self, fn, *args) -> None:
+        if not self.enabled:
+            return
+        try:
+            fn(*args)
+        except Exception as e:  # the store is down or refuses: the stage's own files are unaffected
+            self.enabled = False
+            log.warning("MLflow tracking at %s %s; the stage goes on without it and its metrics still go to "
+                        "DVC's files", self.uri, _failure(e))
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        self._safely(self._log_metrics, metrics, step)
+
+    def _log_metrics(self, metrics: dict, step: int | None) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        values = numeric(flatten(metrics))
+        self._logged.update(values)
+        log_batch(self.client, self.run_id, metrics=[Metric(k, v, now, step or 0) for k, v in values.items()])
+
+    def log_artifacts(self, paths, folder: str | None = None) -> None:
+        """Files as artifacts (in ``folder`` of the run's artifacts, if given)."""
+        for p in paths:
+            if Path(p).is_file():
+                self._safely(self.client.log_artifact, self.run_id, str(p), folder)
+
+    def log_outputs(self, metric_files, plot_files) -> None:
+        """The stage's metric files as final metrics (here and on the parent) and as artifacts; its
+        other small files (curves, per-class table) as artifacts, with a PNG of each known plot."""
+        self._safely(self._log_outputs, list(metric_files), list(plot_files))
+
+    def _log_outputs(self, metric_files: list, plot_files: list) -> None:
+        import tempfile
+        import time
+
+        from mlflow.entities import Metric
+
+        now, final = int(time.time() * 1000), read_final_metrics(metric_files)
+        step = int(final.get("epochs", 0))
+        log_batch(self.client, self.run_id,
+                  metrics=[Metric(k, v, now, step) for k, v in final.items() if k not in self._logged])
+        log_batch(self.client, self.parent_id,
+                  metrics=[Metric(f"{self.stage}/{k}", v, now, 0) for k, v in final.items()])
+        self.log_artifacts(metric_files + plot_files)
+        with tempfile.TemporaryDirectory() as tmp:
+            for png in render_plot_pngs(plot_files, Path(tmp)):
+                self.client.log_artifact(self.run_id, str(png), "plots")
+
+    def end(self, status: str) -> None:
+        def _end():
+            self.client.set_terminated(self.run_id, status)
+            self.client.set_terminated(self.parent_id, status)  # the pipeline is as far as its last stage
+
+        if self.run_id is not None:
+            self._safely(_end)
+
+
+def start_stage_run(context: RunContext, params: dict) -> NullTracker:
     """A tracker for this stage execution: MLflow's unless ``tracking.enabled`` is false or this is
     not the first torchrun process."""
     if not (params.get("tracking") or {}).get("enabled", True) or os.environ.get("RANK", "0") != "0":
         return NullTracker()
-    return StageTracker(stage, params, stage_params)
+    return StageTracker(context, params)

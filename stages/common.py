@@ -1,17 +1,19 @@
-"""What every stage script shares: its params, its MLflow run, its exit. Stages run from the repo
-root (DVC's wdir); dvc.yaml says which params a stage reads and which metric and small files it
-writes, and the MLflow run logs exactly those."""
+"""What every stage script shares: its params, its paths, its MLflow run, its exit. Stages run from
+the repo root (DVC's wdir); dvc.yaml passes each stage its paths as arguments and says which params
+it reads and which metric and small files it writes, and the MLflow run logs exactly those."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
 from pathlib import Path
 
 import yaml
+from dvc_context import run_context, stage_name, stage_spec
 
-PARAMS, PIPELINE = Path("params.yaml"), Path("dvc.yaml")
+PARAMS = Path("params.yaml")
 
 
 def load_params() -> dict:
@@ -19,16 +21,12 @@ def load_params() -> dict:
         return yaml.safe_load(f)
 
 
-def stage_spec(stage: str) -> dict:
-    """From the stage's entry in dvc.yaml: the ``params`` it reads, its ``metrics`` files and its
-    ``small`` files (outputs DVC leaves to git, ``cache: false``: curves, per-class tables)."""
-    spec = (yaml.safe_load(PIPELINE.read_text()) or {}).get("stages", {}).get(stage, {}) if PIPELINE.is_file() else {}
-
-    def names(key, uncached_only=False):
-        return [next(iter(e)) if isinstance(e, dict) else e for e in spec.get(key, [])
-                if not uncached_only or (isinstance(e, dict) and next(iter(e.values())).get("cache") is False)]
-
-    return {"params": names("params"), "metrics": names("metrics"), "small": names("outs", uncached_only=True)}
+def parse_paths(names) -> argparse.Namespace:
+    """``--<name> PATH`` for each of ``names``, all required: dvc.yaml's cmd is where they are set."""
+    parser = argparse.ArgumentParser(description=(sys.modules["__main__"].__doc__ or "").strip() or None)
+    for name in names:
+        parser.add_argument(f"--{name}", required=True, metavar="PATH")
+    return parser.parse_args()
 
 
 def write_final_metrics(path: str, result: dict) -> None:
@@ -62,10 +60,11 @@ def _on_sigterm(main_pid: int):
     return handler
 
 
-def run(main, check_params: bool = True) -> None:
+def run(main, check_params: bool = True, paths=None) -> None:
     """Run ``main(params, tracker)`` as one MLflow run; user errors print one clear line, not a traceback.
-    ``check_params``: first check the whole params.yaml against its schema (off only for test stages
-    whose params are not the project's)."""
+    ``paths``: names of the ``--<name> PATH`` arguments the stage takes (then ``main(params, tracker,
+    args)``). ``check_params``: first check the whole params.yaml against its schema (off only for
+    test stages whose params are not the project's)."""
     import logging
 
     from lgseg.errors import LgsegError
@@ -73,8 +72,7 @@ def run(main, check_params: bool = True) -> None:
     from lgseg.tracking import FAILED, FINISHED, KILLED, start_stage_run
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    stage = os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem.replace("_", "-")
-    name = Path(sys.argv[0]).stem
+    stage, name = stage_name(), Path(sys.argv[0]).stem
     try:
         params = load_params()
     except (OSError, yaml.YAMLError) as e:
@@ -84,12 +82,16 @@ def run(main, check_params: bool = True) -> None:
     if problems:  # before any work: a bad `dvc exp run -S` fails in seconds, every problem at once
         print("\n".join(f"{name}: error: {PARAMS}: {p}" for p in problems), file=sys.stderr)
         sys.exit(1)
+    args = parse_paths(paths) if paths is not None else None  # after the params: they are what -S changes
     spec = stage_spec(stage)
-    tracker = start_stage_run(stage, params, spec["params"])
+    tracker = start_stage_run(run_context(stage, spec["params"]), params)
     signal.signal(signal.SIGTERM, _on_sigterm(os.getpid()))
     status = FAILED
     try:
-        main(params, tracker)
+        if args is None:
+            main(params, tracker)
+        else:
+            main(params, tracker, args)
         tracker.log_outputs(spec["metrics"], spec["small"])
         status = FINISHED
     except KeyboardInterrupt:

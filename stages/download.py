@@ -9,7 +9,7 @@ from common import run
 from lgseg.errors import LgsegError
 from lgseg.fileio import atomic_dir, remove_stale_temporaries
 from lgseg.scannet.link import link_scannet
-from lgseg.scannet.synth import generate
+from lgseg.synthetic import generate
 
 OUT = "data/raw"
 

@@ -2,24 +2,26 @@
 
 from common import run
 
+# set in dvc.yaml; ``gt``: the ground truth of evaluate.split (the schema allows val, all preprocess exports)
+PATHS = ("model", "processed", "gt", "predictions", "renders", "metrics", "per-class", "confusion")
 
-def main(params: dict, tracker) -> None:
+
+def main(params: dict, tracker, args) -> None:
     from lgseg.engine.predict import evaluate_model  # torch: after the params check
     from lgseg.render import render_scenes
 
     split = params["evaluate"]["split"]
-    s = evaluate_model("models/finetune.pt", "data/processed", f"data/gt/{split}", "predictions",
-                       "metrics/evaluate.json", "metrics/per_class.csv", split=split,
-                       device=params["train"]["device"], backend=params["model"]["backend"],
-                       confusion_csv="metrics/confusion.csv")
+    s = evaluate_model(args.model, args.processed, args.gt, args.predictions, args.metrics, args.per_class,
+                       split=split, device=params["train"]["device"], backend=params["model"]["backend"],
+                       confusion_csv=args.confusion)
     a = s["all"]
     print(f"{split}: mIoU {a['miou']:.2f}  (200-class mean {a['miou_200']:.2f})  precision {a['precision']:.2f}  "
           f"recall {a['recall']:.2f}  head/common/tail mIoU "
           + " / ".join("n/a" if s[k]["miou"] is None else f"{s[k]['miou']:.2f}" for k in ("head", "common", "tail")))
-    renders = render_scenes("data/processed", "predictions", split, params["evaluate"]["render"], "renders")
+    renders = render_scenes(args.processed, args.predictions, split, params["evaluate"]["render"], args.renders)
     tracker.log_artifacts(renders, "renders")
-    print(f"rendered {len(renders)} {split} scene(s) into renders/")
+    print(f"rendered {len(renders)} {split} scene(s) into {args.renders}/")
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, paths=PATHS)

@@ -5,10 +5,12 @@ from common import run, write_final_metrics
 from lgseg.config import training_config
 from lgseg.errors import LgsegError
 
+# set in dvc.yaml; ``pretrained``: the pretrain stage's model, the start unless finetune.weights names another
+PATHS = ("processed", "text", "stats", "instances", "pretrained", "checkpoint", "model", "curve", "metrics")
 
-def main(params: dict, tracker) -> None:
-    from lgseg.engine.hooks import TrackingHook  # torch: after the params check
-    from lgseg.engine.launch import TrainPaths, run_training
+
+def main(params: dict, tracker, args) -> None:
+    from lgseg.engine.launch import TrainPaths, run_training  # torch: after the params check
 
     init, weights = params["finetune"]["init"], params["finetune"]["weights"]
     if init not in ("pretrained", "scratch"):
@@ -16,13 +18,12 @@ def main(params: dict, tracker) -> None:
     if init == "scratch" and weights:
         raise LgsegError(f"params.yaml: finetune.weights is {weights!r} but finetune.init is 'scratch'; "
                          "set finetune.init: pretrained to start from those weights, or empty finetune.weights")
-    paths = TrainPaths(processed="data/processed", checkpoint="checkpoints/finetune/state.pt",
-                       model="models/finetune.pt", curve="metrics/finetune_curve.csv",
-                       embeddings="data/text", stats="data/processed/stats.json", instances="data/instances",
-                       init=(weights or "models/pretrain.pt") if init == "pretrained" else None)
-    result = run_training("finetune", training_config(params, "finetune"), paths, [TrackingHook(tracker)])
-    write_final_metrics("metrics/finetune.json", result)
+    paths = TrainPaths(processed=args.processed, checkpoint=args.checkpoint, model=args.model, curve=args.curve,
+                       embeddings=args.text, stats=args.stats, instances=args.instances,
+                       init=(weights or args.pretrained) if init == "pretrained" else None)
+    result = run_training("finetune", training_config(params, "finetune"), paths, tracker=tracker)
+    write_final_metrics(args.metrics, result)
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, paths=PATHS)

@@ -4,16 +4,17 @@ from common import run, write_final_metrics
 
 from lgseg.config import training_config
 
+PATHS = ("processed", "text", "checkpoint", "model", "curve", "metrics")  # set in dvc.yaml
 
-def main(params: dict, tracker) -> None:
-    from lgseg.engine.hooks import TrackingHook  # torch: after the params check
-    from lgseg.engine.launch import TrainPaths, run_training
+
+def main(params: dict, tracker, args) -> None:
+    from lgseg.engine.launch import TrainPaths, run_training  # torch: after the params check
 
     cfg = training_config(params, "pretrain")
-    paths = TrainPaths(processed="data/processed", checkpoint="checkpoints/pretrain/state.pt",
-                       model="models/pretrain.pt", curve="metrics/pretrain_curve.csv", embeddings="data/text")
-    write_final_metrics("metrics/pretrain.json", run_training("pretrain", cfg, paths, [TrackingHook(tracker)]))
+    paths = TrainPaths(processed=args.processed, checkpoint=args.checkpoint, model=args.model, curve=args.curve,
+                       embeddings=args.text)
+    write_final_metrics(args.metrics, run_training("pretrain", cfg, paths, tracker=tracker))
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, paths=PATHS)

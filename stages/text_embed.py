@@ -2,19 +2,19 @@
 
 from common import run
 
-OUT = "data/text"
+PATHS = ("out",)  # set in dvc.yaml
 
 
-def main(params: dict, tracker) -> None:
+def main(params: dict, tracker, args) -> None:
     from lgseg.text import build_text_encoder, class_embeddings, save_embeddings  # torch: after the params check
     from lgseg.text.embed import embedding_meta
 
     text = params["text"]
     encoder = build_text_encoder(text)
     emb = class_embeddings(encoder, prompt=text["prompt"])
-    save_embeddings(OUT, emb, embedding_meta(encoder, prompt=text["prompt"]))
-    print(f"wrote {emb.shape[0]} x {emb.shape[1]} class embeddings ({encoder.name}: {encoder.model}) to {OUT}")
+    save_embeddings(args.out, emb, embedding_meta(encoder, prompt=text["prompt"]))
+    print(f"wrote {emb.shape[0]} x {emb.shape[1]} class embeddings ({encoder.name}: {encoder.model}) to {args.out}")
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, paths=PATHS)

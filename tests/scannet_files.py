@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from plyfile import PlyData, PlyElement
 
+from lgseg.scannet.layout import scene_file_name
+
 TSV_HEADER = ("id\traw_category\tcategory\tcount\tnyu40id\teigen13id\tnyuClass\tnyu40class\teigen13class\t"
               "ModelNet40\tModelNet10\tShapeNetCore55\tsynsetoffset\twnsynsetid\twnsynsetkey\tmpcat40\tmpcat40index")
 
@@ -38,18 +40,18 @@ def write_scene(root: Path, scene: str, coord, seg, groups, *, align=None, sub="
     n = len(coord)
     color = np.full((n, 3), 128, np.uint8) if color is None else np.asarray(color, np.uint8)
     faces = np.array([[i, (i + 1) % n, (i + 2) % n] for i in range(n)], dtype=np.int32)
-    write_ply(d / f"{scene}_vh_clean_2.ply", coord, color, faces)
+    write_ply(d / scene_file_name(scene, "mesh"), coord, color, faces)
     lines = []
     if align is not None:
         lines.append("axisAlignment = " + " ".join(f"{v:.6f}" for v in np.asarray(align).ravel()))
     lines += ["colorHeight = 968", meta_extra]
-    (d / f"{scene}.txt").write_text("\n".join(lines) + "\n")
+    (d / scene_file_name(scene, "meta")).write_text("\n".join(lines) + "\n")
     if seg is not None:
-        (d / f"{scene}_vh_clean_2.0.010000.segs.json").write_text(
+        (d / scene_file_name(scene, "segs")).write_text(
             json.dumps({"sceneId": scene, "segIndices": [int(s) for s in seg]}))
         agg = {"sceneId": f"scannet.{scene}", "appId": "Aggregator.v2",
                "segGroups": [{"id": i, "objectId": i, "segments": list(s), "label": lab} for i, lab, s in groups]}
-        (d / f"{scene}.aggregation.json").write_text(json.dumps(agg))
+        (d / scene_file_name(scene, "aggregation")).write_text(json.dumps(agg))
     return d
 
 

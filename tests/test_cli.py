@@ -1,6 +1,8 @@
 """The command line end to end: synth -> preprocess -> export-gt -> evaluate."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -128,3 +130,15 @@ def test_predict_help_says_what_the_authors_checkpoints_need(capsys):
     assert e.value.code == 0
     assert "authors' Lightning checkpoints do not record their architecture or voxel size" in out
     assert "--model" in out and "--voxel-size" in out and "--backend {minkowski,spconv}" in out
+
+
+@pytest.mark.parametrize("command", ["preprocess", "evaluate"])
+def test_preprocess_and_evaluate_never_import_torch(command, pipeline, tiny_raw, tmp_path):
+    """Without an instance bank or a model these commands need no torch (its import alone takes seconds)."""
+    args = {"preprocess": ["preprocess", "--raw", str(tiny_raw), "--out", str(tmp_path / "processed")],
+            "evaluate": ["evaluate", "--pred", str(pipeline / "gt"), "--gt", str(pipeline / "gt"),
+                         "--out", str(tmp_path / "metrics.json")]}[command]
+    code = f"import sys; from lgseg.cli import main; rc = main({args!r}); print(rc, 'torch' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[-2:] == ["0", "False"], "torch was imported"

@@ -11,7 +11,7 @@ from lgseg.errors import LgsegError
 from lgseg.models import build_model
 from lgseg.query import query_scores
 from lgseg.scannet.preprocess import preprocess
-from lgseg.scannet.synth import generate
+from lgseg.synthetic import generate
 from lgseg.text import build_text_encoder
 from lgseg.text.embed import embedding_meta
 

@@ -8,7 +8,15 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lgseg import tracking
-from lgseg.tracking import NullTracker, StageTracker, flatten, numeric, select_params, start_stage_run
+from lgseg.tracking import (
+    NullTracker,
+    RunContext,
+    StageTracker,
+    flatten,
+    numeric,
+    select_params,
+    start_stage_run,
+)
 
 PARAMS = {"data": {"voxel_size": 0.08, "workers": 2}, "loss": {"type": "cb_focal", "gamma": 2.0},
           "pretrain": {"scheduler": {"milestones": [20, 26]}}, "tracking": {"experiment": "t"}}
@@ -16,14 +24,21 @@ PARAMS = {"data": {"voxel_size": 0.08, "workers": 2}, "loss": {"type": "cb_focal
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    """The default store of a repo at tmp_path (DVC_ROOT), with the process working elsewhere."""
-    for var in ("MLFLOW_TRACKING_URI", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "RANK"):
+    """The default store of a repo at tmp_path (the context's root), with the process working elsewhere."""
+    for var in ("MLFLOW_TRACKING_URI", "RANK"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     work = tmp_path / "copy"
     work.mkdir()
     monkeypatch.chdir(work)
     return MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    """A stage's context in the repo at tmp_path, as a stage script passes it."""
+    def make(stage, params=(), **kw):
+        return RunContext(stage, tmp_path, params=tuple(params), **kw)
+    return make
 
 
 def runs(client, exp="t", filt=""):
@@ -45,12 +60,11 @@ def test_uri_precedence(tmp_path, monkeypatch):
     assert tracking.tracking_uri({"uri": "http://param:5000"}, tmp_path) == "http://param:5000"
 
 
-def test_stage_run_logs_params_epochs_outputs_and_tags(store, tmp_path, monkeypatch):
-    monkeypatch.setenv("DVC_EXP_NAME", "exp-a")
-    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "0123abcd" * 5)
+def test_stage_run_logs_params_epochs_outputs_and_tags(store, ctx, tmp_path):
     (tmp_path / "copy/m.json").write_text('{"all": {"miou": 12.5}, "loss": 0.7, "epochs": 2, "skip": null}')
     (tmp_path / "copy/curve.csv").write_text("epoch,loss,val_miou\n1,2.0,\n2,1.5,10.0\n")
-    t = StageTracker("finetune", PARAMS, ["data.voxel_size", "loss", "pretrain"])
+    t = StageTracker(ctx("finetune", ["data.voxel_size", "loss", "pretrain"], group="exp-a", commit="0123abcd" * 5),
+                     PARAMS)
     assert t.enabled
     t.log_metrics({"loss": 2.0, "val_miou": float("nan")}, step=1)
     t.log_metrics({"loss": 1.5, "val_miou": 10.0}, step=2)
@@ -80,11 +94,10 @@ def test_stage_run_logs_params_epochs_outputs_and_tags(store, tmp_path, monkeypa
     assert parent.data.metrics["finetune/all.miou"] == 12.5
 
 
-def test_one_parent_per_experiment_and_configuration(store, monkeypatch):
+def test_one_parent_per_experiment_and_configuration(store, ctx):
     for stage in ("pretrain", "finetune"):
-        StageTracker(stage, PARAMS, []).end(tracking.FINISHED)
-    monkeypatch.setenv("DVC_EXP_NAME", "other")
-    StageTracker("finetune", PARAMS, []).end(tracking.FINISHED)
+        StageTracker(ctx(stage), PARAMS).end(tracking.FINISHED)
+    StageTracker(ctx("finetune", group="other"), PARAMS).end(tracking.FINISHED)
     parents = runs(store, filt="tags.`lgseg.kind` = 'pipeline'")
     assert sorted(p.info.run_name for p in parents) == ["other", "workspace"]
     children = {p.info.run_name: len(runs(store, filt=f"tags.`mlflow.parentRunId` = '{p.info.run_id}'"))
@@ -92,30 +105,30 @@ def test_one_parent_per_experiment_and_configuration(store, monkeypatch):
     assert children == {"workspace": 2, "other": 1}
 
 
-def test_failed_status_reaches_run_and_parent(store):
-    StageTracker("evaluate", PARAMS, []).end(tracking.FAILED)
+def test_failed_status_reaches_run_and_parent(store, ctx):
+    StageTracker(ctx("evaluate"), PARAMS).end(tracking.FAILED)
     assert {r.info.status for r in runs(store)} == {"FAILED"}
 
 
-def test_runs_of_dead_processes_are_marked_killed(store):
-    StageTracker("pretrain", PARAMS, [])  # never ended: its process "dies"
+def test_runs_of_dead_processes_are_marked_killed(store, ctx):
+    StageTracker(ctx("pretrain"), PARAMS)  # never ended: its process "dies"
     dead = subprocess.Popen(["true"])
     dead.wait()
     (stale,) = runs(store, filt="tags.`lgseg.stage` = 'pretrain'")
     store.set_tag(stale.info.run_id, "lgseg.pid", str(dead.pid))
-    alive = StageTracker("finetune", PARAMS, [])  # this process's run stays RUNNING
+    alive = StageTracker(ctx("finetune"), PARAMS)  # this process's run stays RUNNING
     status = {r.data.tags["lgseg.stage"]: r.info.status for r in runs(store, filt="tags.`lgseg.kind` = 'stage'")}
     assert status == {"pretrain": "KILLED", "finetune": "RUNNING"}
     alive.end(tracking.FINISHED)
 
 
-def test_unreachable_store_warns_once_and_goes_on(store, monkeypatch, caplog):
+def test_unreachable_store_warns_once_and_goes_on(store, ctx, monkeypatch, caplog):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     with caplog.at_level(logging.WARNING, logger="lgseg.tracking"):
-        t = StageTracker("pretrain", PARAMS, ["loss"])
+        t = StageTracker(ctx("pretrain", ["loss"]), PARAMS)
         t.log_metrics({"loss": 1.0}, step=1)
         t.log_outputs([], [])
         t.end(tracking.FINISHED)
@@ -125,12 +138,12 @@ def test_unreachable_store_warns_once_and_goes_on(store, monkeypatch, caplog):
     assert "DVC's files" in warnings[0].getMessage()
 
 
-def test_switched_off_or_not_rank_zero_is_a_null_tracker(store, monkeypatch):
-    assert isinstance(start_stage_run("x", {**PARAMS, "tracking": {"enabled": False}}, []), NullTracker)
+def test_switched_off_or_not_rank_zero_is_a_null_tracker(store, ctx, monkeypatch):
+    assert isinstance(start_stage_run(ctx("x"), {**PARAMS, "tracking": {"enabled": False}}), NullTracker)
     monkeypatch.setenv("RANK", "1")
-    t = start_stage_run("x", PARAMS, [])
+    t = start_stage_run(ctx("x"), PARAMS)
     assert type(t) is NullTracker and not t.enabled
     monkeypatch.setenv("RANK", "0")
-    t = start_stage_run("x", PARAMS, [])
+    t = start_stage_run(ctx("x"), PARAMS)
     assert isinstance(t, StageTracker) and t.enabled
     t.end(tracking.FINISHED)

@@ -1,12 +1,7 @@
-"""Voxelized ScanNet200 scenes from ``data/processed/<split>/<scene>/`` (design.md, preprocess).
-
-Per scene the folder holds coord.npy (float32 N x 3, metres), color.npy (uint8 N x 3),
-segment200.npy (int16 0..199, -1 ignore; absent for test scenes) and instance.npy.
-"""
+"""Voxelized ScanNet200 scenes from ``data/processed/<split>/<scene>/`` (the layout: ``lgseg.scene_io``)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +13,8 @@ from lgseg.data.transforms import build_transforms
 from lgseg.data.voxelize import voxelize
 from lgseg.errors import InputError
 from lgseg.scannet.constants import IGNORE_INDEX
-from lgseg.fileio import check_regular
 from lgseg.scannet.splits import scene_folders
+from lgseg.scene_io import array_path, has_array, read_array, split_dir
 
 VOXEL_POINTS = ("random", "first")
 _PREPROCESS_FIX = "Run the preprocess stage first (dvc repro preprocess, or lgseg preprocess)"
@@ -68,7 +63,7 @@ class ScanNetDataset(Dataset):
             raise ValueError(f"voxel_point must be one of {', '.join(VOXEL_POINTS)}, not {voxel_point!r}")
         if random_translation < 0:
             raise ValueError(f"random_translation must be >= 0, not {random_translation}")
-        self.split_dir = Path(root) / split
+        self.split_dir = split_dir(root, split)
         self.split = split
         self.voxel_size = float(voxel_size)
         self.train = bool(train)
@@ -105,18 +100,12 @@ class ScanNetDataset(Dataset):
     def load_scene(self, scene: str) -> dict[str, np.ndarray]:
         """The scene's arrays as stored: coord (N,3) float32, color (N,3) uint8, label (N,) int64."""
         folder = self.split_dir / scene
-        arrays = {}
-        for key, name in (("coord", "coord.npy"), ("color", "color.npy")):
-            path = folder / name
-            check_regular(path, "preprocessed array", _PREPROCESS_FIX, scene=scene)  # a FIFO would block np.load
-            arrays[key] = np.load(path, mmap_mode="r")
+        arrays = {key: read_array(folder, key, scene, _PREPROCESS_FIX, mmap=True) for key in ("coord", "color")}
         n = len(arrays["coord"])
         if n == 0:
-            raise InputError(folder / "coord.npy", "scene has no points", _PREPROCESS_FIX, scene=scene)
-        seg_path = folder / "segment200.npy"
-        if os.path.lexists(seg_path):
-            check_regular(seg_path, "preprocessed array", _PREPROCESS_FIX, scene=scene)
-            label = np.load(seg_path).astype(np.int64)
+            raise InputError(array_path(folder, "coord"), "scene has no points", _PREPROCESS_FIX, scene=scene)
+        if has_array(folder, "segment200"):
+            label = read_array(folder, "segment200", scene, _PREPROCESS_FIX).astype(np.int64)
         else:  # test scenes have no annotation
             label = np.full(n, IGNORE_INDEX, dtype=np.int64)
         arrays["label"] = label
@@ -130,10 +119,9 @@ class ScanNetDataset(Dataset):
         return arrays
 
     def _instances(self, scene: str, n: int) -> np.ndarray:
-        path = self.split_dir / scene / "instance.npy"
-        check_regular(path, "instance array (instance sampling needs the scene's objects)", _PREPROCESS_FIX,
-                      scene=scene)
-        instance = np.load(path)
+        path = array_path(self.split_dir / scene, "instance")
+        instance = read_array(path.parent, "instance", scene, _PREPROCESS_FIX,
+                              what="instance array (instance sampling needs the scene's objects)")
         if instance.shape != (n,):
             raise InputError(path, f"shape {instance.shape}, expected ({n},)", _PREPROCESS_FIX, scene=scene)
         return instance

@@ -18,10 +18,9 @@ from tqdm import tqdm
 
 from lgseg.errors import InputError
 from lgseg.fileio import atomic_dir
-from lgseg.scannet.constants import CLASS_NAMES, CLASS_SPLIT, NAME_TO_INDEX, NUM_CLASSES
+from lgseg.scannet.constants import CLASS_NAMES, CLASS_SPLIT, NUM_CLASSES, SPLITS, class_indices
 from lgseg.scannet.splits import scene_folders
-
-SPLIT_NAMES = ("head", "common", "tail")
+from lgseg.scene_io import read_array, split_dir
 
 
 def resolve_classes(spec: str | Sequence[str]) -> list[int]:
@@ -29,14 +28,11 @@ def resolve_classes(spec: str | Sequence[str]) -> list[int]:
     if isinstance(spec, str):
         if spec == "all":
             return list(range(NUM_CLASSES))
-        if spec in SPLIT_NAMES:
+        if spec in SPLITS:
             return [c for c in range(NUM_CLASSES) if CLASS_SPLIT[c] == spec]
         raise ValueError(f"instance classes must be one of head, common, tail, all or a list of class "
                          f"names, not {spec!r}")
-    unknown = [n for n in spec if n not in NAME_TO_INDEX]
-    if unknown:
-        raise ValueError(f"unknown ScanNet200 class name(s): {', '.join(map(repr, unknown))}")
-    return sorted({NAME_TO_INDEX[n] for n in spec})
+    return class_indices(spec)
 
 
 def scene_instances(segment: np.ndarray, instance: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -67,17 +63,17 @@ def scene_instances(segment: np.ndarray, instance: np.ndarray) -> tuple[np.ndarr
 def export_instance_bank(processed: str | Path, out: str | Path, classes: Sequence[int],
                          min_points: int = 10, progress: bool = True) -> dict:
     """Write the bank of the train scenes' instances of ``classes`` (with >= ``min_points`` points)."""
-    split_dir = Path(processed) / "train"
-    scenes = scene_folders(split_dir)
+    train = split_dir(processed, "train")
+    scenes = scene_folders(train)
     if not scenes:
-        raise InputError(split_dir, "no preprocessed train scenes", "run dvc repro preprocess (or lgseg preprocess) first")
+        raise InputError(train, "no preprocessed train scenes", "run dvc repro preprocess (or lgseg preprocess) first")
     wanted = np.zeros(NUM_CLASSES, bool)
     wanted[list(classes)] = True
     coords, colors, labels, sources = [], [], [], []
     for scene in tqdm(scenes, desc="instance bank", unit="scene", disable=not progress):
-        d = split_dir / scene
-        coord, color = np.load(d / "coord.npy"), np.load(d / "color.npy")
-        ids, cls, groups = scene_instances(np.load(d / "segment200.npy"), np.load(d / "instance.npy"))
+        coord, color, segment, instance = (read_array(train / scene, key, scene)
+                                           for key in ("coord", "color", "segment200", "instance"))
+        ids, cls, groups = scene_instances(segment, instance)
         for inst_id, c, idx in zip(ids, cls, groups, strict=True):
             if not wanted[c] or len(idx) < min_points:
                 continue

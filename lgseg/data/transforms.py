@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from lgseg.config import augment_cfgs
 from lgseg.registry import Registry
 
 Sample = dict[str, Any]
@@ -279,54 +280,19 @@ class Compose:
         return f"Compose([{', '.join(type(t).__name__ for t in self.transforms)}])"
 
 
-# Switch key -> (registered type, {optional override key: constructor argument}), in the order
-# the augmentations are applied: geometry first, then colour.
-AUGMENTATIONS: dict[str, tuple[str, dict[str, str]]] = {
-    "elastic": ("elastic", {"elastic_params": "params", "elastic_p": "p"}),
-    "rotation": ("rotation", {"rotation_x": "x", "rotation_y": "y", "rotation_z": "z"}),
-    "scale": ("scale", {"scale_range": "scale_range"}),
-    "flip": ("flip", {"flip_p": "p"}),
-    "auto_contrast": ("auto_contrast", {"auto_contrast_p": "p", "auto_contrast_blend": "blend_factor"}),
-    "color_translation": ("color_translation", {"color_translation_ratio": "ratio",
-                                                "color_translation_p": "p"}),
-    "color_jitter": ("color_jitter", {"color_jitter_std": "std", "color_jitter_p": "p"}),
-}
-
-
 def build_transforms(cfg: Mapping[str, Any] | None, train: bool) -> Compose:
-    """The pipeline for a params dict such as ``{"elastic": true, ..., "scale_range": [0.9, 1.1]}``.
+    """The pipeline for params.yaml's ``augment`` section, e.g. ``{"elastic": true, "scale_range": [0.9, 1.1]}``.
 
-    Each switch in ``AUGMENTATIONS`` turns its augmentation on or off (a missing switch means on,
-    the reference's default); override keys set its numbers. With ``train=False`` the result is
-    only NormalizeColor (the cfg is still checked, so a typo fails early). Unknown keys and bad
-    values raise ValueError naming the key.
+    ``lgseg.config.augment_cfgs`` turns the section into one ``TRANSFORMS`` cfg per augmentation
+    (switches, option names). With ``train=False`` the result is only NormalizeColor (the section is
+    still built, so a typo fails early). Unknown keys and bad values raise ValueError naming the key.
     """
-    cfg = dict(cfg or {})
-    crop_points = cfg.pop("crop_points", 0)  # off unless asked for (the reference did not crop)
-    allowed = {k for k in AUGMENTATIONS} | {o for _, ov in AUGMENTATIONS.values() for o in ov}
-    for key in cfg:
-        if key not in allowed:
-            raise ValueError(f"augment.{key} is not a known key; "
-                             f"allowed keys: {', '.join(sorted(allowed))}")
-    for switch in AUGMENTATIONS:
-        if not isinstance(cfg.get(switch, True), bool):
-            raise ValueError(f"augment.{switch} must be true or false, not {cfg[switch]!r}")
-
     transforms: list[Transform] = []
-    if crop_points:
+    for spec, keys in augment_cfgs(cfg):
         try:
-            transforms.append(RandomCrop(crop_points))
+            transforms.append(TRANSFORMS.build(spec))
         except ValueError as e:
-            raise ValueError(f"augment.crop_points: {e}") from e
-    for switch, (kind, overrides) in AUGMENTATIONS.items():
-        if not cfg.get(switch, True):
-            continue
-        args = {arg: cfg[key] for key, arg in overrides.items() if key in cfg}
-        try:
-            transforms.append(TRANSFORMS.build({"type": kind, **args}))
-        except ValueError as e:
-            keys = ", ".join(f"augment.{k}" for k in overrides if k in cfg)
-            raise ValueError(f"{keys}: {e}") from e
+            raise ValueError(f"{', '.join(keys)}: {e}") from e
     if not train:
         transforms = []
     transforms.append(NormalizeColor())

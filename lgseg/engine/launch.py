@@ -1,7 +1,8 @@
-"""Build everything a training stage needs from its params, run it, and save the final model.
+"""A training stage from its config: build the parts, train (resuming), save the final model.
 
 ``run_training("pretrain" | "finetune", cfg, paths)`` is what the pretrain and finetune stages
-call; it works the same in one process and under ``torchrun`` (one process per device).
+call; it works the same in one process and under ``torchrun`` (one process per device). The parts
+come from ``lgseg.engine.build``; the loop is ``Trainer``, everything around it is a hook.
 """
 
 from __future__ import annotations
@@ -13,26 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from threadpoolctl import threadpool_limits
-from torch.utils.data import DataLoader, DistributedSampler
 
-from lgseg.data import CollateFn, ScanNetDataset
-from lgseg.data.instance_sampling import InstanceSampler
-from lgseg.data.instances import InstanceBank
-from lgseg.engine.checkpoint import load_checkpoint, read_weights, save_checkpoint, save_model, seed_everything
+from lgseg.engine.build import build_hooks, build_loaders, build_network, build_task, holdout_classes, wrap_distributed
+from lgseg.engine.checkpoint import load_checkpoint, save_checkpoint, save_model, seed_everything
 from lgseg.engine.distributed import barrier, cleanup, init_distributed
-from lgseg.engine.hooks import CheckpointHook, CurveHook, LogHook
 from lgseg.engine.optim import build_optimizer, build_scheduler
-from lgseg.engine.samplers import ShardSampler
-from lgseg.engine.tasks import FinetuneTask, PretrainTask
 from lgseg.engine.trainer import Trainer
-from lgseg.errors import InputError, LgsegError
+from lgseg.errors import InputError
 from lgseg.fileio import remove_stale_temporaries
-from lgseg.losses import build_loss
-from lgseg.models import build_model, transfer_weights
-from lgseg.scannet.constants import NAME_TO_INDEX, NUM_CLASSES
+from lgseg.scannet.constants import NUM_CLASSES
 from lgseg.text import load_embeddings
-from lgseg.text.embed import check_compatible
 
 log = logging.getLogger("lgseg.train")
 
@@ -49,63 +40,9 @@ class TrainPaths:
     instances: Path | None = None  # instance bank (instance sampling while fine-tuning)
 
 
-def _fingerprint(kind: str, cfg: dict) -> str:
-    return hashlib.sha256(json.dumps([kind, cfg], sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _loaders(cfg: dict, paths: TrainPaths, dist, train_ignore=None):
-    """Train and val loaders; ``train_ignore``: classes whose train labels are hidden (val keeps them)."""
-    augment = dict(cfg["augment"])
-    translation = augment.pop("random_translation", 100)
-    common = dict(voxel_size=cfg["voxel_size"], seed=cfg["seed"])
-    train_set = ScanNetDataset(paths.processed, "train", transforms_cfg=augment, train=True,
-                               voxel_point=cfg["voxel_point"],
-                               random_translation=translation, instance_sampler=_instance_sampler(cfg, paths),
-                               ignore_classes=train_ignore, **common)
-    val_set = ScanNetDataset(paths.processed, "val", train=False, **common)
-    sampler = DistributedSampler(train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
-                                 seed=cfg["seed"], drop_last=False)
-    workers = cfg["num_workers"]
-    # workers are not persistent: each epoch's fresh workers see the dataset's new epoch (augmentation seed)
-    train = DataLoader(train_set, batch_size=cfg["batch_size"], sampler=sampler, num_workers=workers,
-                       collate_fn=CollateFn(cfg["max_points"]), pin_memory=dist.device.type == "cuda",
-                       worker_init_fn=_single_blas_thread)
-    val = DataLoader(val_set, batch_size=1, sampler=ShardSampler(len(val_set), dist.rank, dist.world_size),
-                     num_workers=workers, collate_fn=CollateFn(None), worker_init_fn=_single_blas_thread)
-    return train, val
-
-
-def _instance_sampler(cfg: dict, paths: TrainPaths):
-    opts = dict(cfg.get("instance_sampling") or {})
-    if not opts.pop("enabled", False):
-        return None
-    if paths.instances is None:
-        raise InputError(None, "instance_sampling.enabled is true but this stage has no instance bank")
-    opts.pop("classes", None)  # chose the bank's contents at preprocessing
-    bank = InstanceBank(paths.instances)
-    try:
-        return InstanceSampler(bank, resolution=cfg["voxel_size"], **opts)
-    except (TypeError, ValueError) as e:  # unknown key or bad value
-        raise LgsegError(f"params.yaml: instance_sampling: {e}") from None
-
-
-def holdout_classes(names) -> list[int]:
-    """Class indices of ``pretrain.holdout`` (class names), for zero-shot evaluation."""
-    unknown = [n for n in names if n not in NAME_TO_INDEX]
-    if unknown:
-        raise LgsegError(f"params.yaml: pretrain.holdout: unknown ScanNet200 class name(s) "
-                         f"{', '.join(map(repr, unknown))}")
-    return sorted({NAME_TO_INDEX[n] for n in names})
-
-
-def _single_blas_thread(_worker_id: int) -> None:
-    # loader workers run numpy on small arrays; BLAS threads there only fight the training process
-    torch.set_num_threads(1)
-    threadpool_limits(1)
-
-
-def run_training(kind: str, cfg: dict, paths: TrainPaths, extra_hooks=(), progress: bool = True) -> dict:
-    """Train, resuming from ``paths.checkpoint`` when it holds an unfinished run of the same config."""
+def run_training(kind: str, cfg: dict, paths: TrainPaths, tracker=None, progress: bool = True) -> dict:
+    """Train, resuming from ``paths.checkpoint`` when it holds an unfinished run of the same config;
+    ``tracker``: where per-epoch metrics go besides the curve (anything with ``log_metrics``)."""
     if kind not in ("pretrain", "finetune"):
         raise ValueError(f"kind must be pretrain or finetune, not {kind!r}")
     dist = init_distributed(cfg.get("device", "auto"))
@@ -114,53 +51,41 @@ def run_training(kind: str, cfg: dict, paths: TrainPaths, extra_hooks=(), progre
     try:
         seed_everything(cfg["seed"] + dist.rank)
         emb, text_meta = load_embeddings(paths.embeddings) if paths.embeddings else (None, None)
-        model_cfg = cfg["model"]
         holdout = holdout_classes(cfg.get("holdout") or []) if kind == "pretrain" else []
-        if kind == "pretrain":
-            model = build_model(model_cfg, feature_dim=emb.shape[1], num_classes=None)
-            task = PretrainTask(build_loss({"type": "contrastive", **cfg["contrastive"]}), torch.from_numpy(emb),
-                                class_groups={"holdout": holdout} if holdout else None)
-        else:
-            feature_dim = emb.shape[1] if (paths.init and emb is not None) else None
-            model = build_model(model_cfg, feature_dim=feature_dim, num_classes=NUM_CLASSES)
-            if paths.init:
-                state, pre_meta = read_weights(paths.init)
-                if text_meta is not None and (pre_meta or {}).get("text") is not None:  # same text space
-                    check_compatible(pre_meta["text"], text_meta, "pretrained model", "text embeddings")
-                transfer_weights(model, state, logger=log)
-            counts = json.loads(Path(paths.stats).read_text())["train_points"] if paths.stats else None
-            task = FinetuneTask(build_loss(cfg["loss"], class_counts=counts))
-        model.backbone.backend.check_device(dist.device)
-        model = model.to(dist.device)
-        if dist.distributed:
-            if dist.device.type == "cuda":  # spconv's BNs are torch BatchNorm1d (MinkowskiEngine: CPU only)
-                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
-        train_loader, val_loader = _loaders(cfg, paths, dist, train_ignore=holdout or None)
+        model = wrap_distributed(build_network(kind, cfg, emb, text_meta, paths), dist)
+        task = build_task(kind, cfg, emb, paths, holdout)
+        train_loader, val_loader = build_loaders(cfg, paths, dist, train_ignore=holdout or None)
         optimizer = build_optimizer(cfg["optimizer"], model.parameters())
         scheduler = build_scheduler(cfg["scheduler"], optimizer, cfg["epochs"])
         fp = _fingerprint(kind, cfg)
-        hooks = [LogHook(), CheckpointHook(paths.checkpoint), CurveHook(paths.curve), *extra_hooks]
-        trainer = Trainer(model, task, optimizer, scheduler, train_loader, val_loader, epochs=cfg["epochs"],
-                          val_every=cfg["val_every"], dist=dist, amp=cfg.get("amp", True), hooks=hooks,
+        trainer = Trainer(model, task, optimizer, scheduler, train_loader, epochs=cfg["epochs"], dist=dist,
+                          amp=cfg.get("amp", True), hooks=build_hooks(cfg, paths, val_loader, tracker),
                           fingerprint=fp, progress=progress)
         if dist.is_main:  # no other process writes them now
             _remove_stale_temporaries(paths)
         _maybe_resume(trainer, paths.checkpoint, fp)
         history = trainer.fit()
         if dist.is_main:
-            meta = {"kind": kind, "model": model_cfg, "feature_dim": trainer.net.feature_dim,
-                    "num_classes": None if kind == "pretrain" else NUM_CLASSES, "text": text_meta,
-                    "voxel_size": cfg["voxel_size"], "epochs": trainer.epoch, "steps": trainer.global_step}
-            save_model(paths.model, trainer.net, meta)
-            # complete only once the model is written: a run whose model write failed (a full disk)
-            # resumes after its last epoch and just writes the model
-            save_checkpoint(paths.checkpoint, trainer.state_dict(complete=True))
+            _save_final(trainer, kind, cfg, text_meta, paths)
         barrier(dist)
         return {"history": history, "epochs": trainer.epoch, "steps": trainer.global_step}
     finally:
         cleanup(dist)
+
+
+def _fingerprint(kind: str, cfg: dict) -> str:
+    return hashlib.sha256(json.dumps([kind, cfg], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _save_final(trainer: Trainer, kind: str, cfg: dict, text_meta, paths: TrainPaths) -> None:
+    """The model with what rebuilds it, then the checkpoint marked complete: only once the model is
+    written, so a run whose model write failed (a full disk) resumes after its last epoch and just
+    writes the model."""
+    meta = {"kind": kind, "model": cfg["model"], "feature_dim": trainer.net.feature_dim,
+            "num_classes": None if kind == "pretrain" else NUM_CLASSES, "text": text_meta,
+            "voxel_size": cfg["voxel_size"], "epochs": trainer.epoch, "steps": trainer.global_step}
+    save_model(paths.model, trainer.net, meta)
+    save_checkpoint(paths.checkpoint, trainer.state_dict(complete=True))
 
 
 def _remove_stale_temporaries(paths: TrainPaths) -> None:

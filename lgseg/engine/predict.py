@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -17,6 +16,7 @@ from lgseg.evaluation.benchmark import evaluate_dirs, write_benchmark_file
 from lgseg.evaluation.metrics import write_metrics
 from lgseg.fileio import atomic_dir
 from lgseg.scannet.constants import index_to_raw
+from lgseg.scene_io import read_stats, stats_path
 
 
 def resolve_device(device: str) -> str:
@@ -93,7 +93,7 @@ def evaluate_model(model_path: Path, processed: Path, gt_dir: Path, pred_dir: Pa
     net, meta = load_classifier(model_path, device, backend=backend)
     scenes = predict_split(net, processed, split, meta["voxel_size"], pred_dir, device, progress)
     conf, n_scenes = evaluate_dirs(pred_dir, gt_dir, scenes=scenes, progress=progress)
-    stats = Path(processed) / "stats.json"  # train frequencies, for the long-tail view
-    counts = json.loads(stats.read_text())["train_points"] if stats.is_file() else None
+    # train frequencies, for the long-tail view
+    counts = read_stats(processed)["train_points"] if stats_path(processed).is_file() else None
     return write_metrics(conf, metrics_json, per_class_csv, scenes=n_scenes, train_points=counts,
                          confusion_csv=confusion_csv)

@@ -1,23 +1,21 @@
-"""The training loop: epochs of optimiser steps, validation every k epochs, resumable state.
+"""The training loop: epochs of optimiser steps and resumable state.
 
-The loop knows nothing of files; hooks (checkpoints, curves, tracking) act on its state.
+The loop knows nothing of files or validation; hooks (validation, checkpoints, curves, tracking)
+act on its state after each epoch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from lgseg.engine.checkpoint import rng_state, set_rng_state
-from lgseg.engine.distributed import DistInfo, all_reduce_sum
+from lgseg.engine.distributed import DistInfo
 from lgseg.errors import LgsegError
-from lgseg.evaluation.metrics import SegmentationMetrics, class_scores
 
 log = logging.getLogger("lgseg.train")
 
@@ -27,13 +25,12 @@ class NonFiniteLossError(LgsegError):
 
 
 class Trainer:
-    def __init__(self, model, task, optimizer, scheduler, train_loader, val_loader=None, *, epochs: int,
-                 val_every: int = 1, dist: DistInfo = DistInfo(), amp: bool = False, hooks=(),
-                 fingerprint: str = "", progress: bool = True):
+    def __init__(self, model, task, optimizer, scheduler, train_loader, *, epochs: int,
+                 dist: DistInfo = DistInfo(), amp: bool = False, hooks=(), fingerprint: str = "",
+                 progress: bool = True):
         self.model, self.task = model, task.to(dist.device)
         self.optimizer, self.scheduler = optimizer, scheduler
-        self.train_loader, self.val_loader = train_loader, val_loader
-        self.epochs, self.val_every = epochs, max(1, val_every)
+        self.train_loader, self.epochs = train_loader, epochs
         self.dist, self.hooks, self.fingerprint = dist, list(hooks), fingerprint
         self.amp = amp and dist.device.type == "cuda"  # mixed precision only where it pays: GPUs
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -63,33 +60,33 @@ class Trainer:
 
     # ---- loop --------------------------------------------------------------------------------
     def fit(self) -> list[dict]:
-        for h in self.hooks:
-            h.before_train(self)
+        self._call("before_train")
         try:
             while self.epoch < self.epochs:
                 logs = {"epoch": self.epoch + 1, **self.train_epoch()}
                 self.scheduler.step()
                 self.epoch += 1
-                if self.val_loader is not None and (self.epoch % self.val_every == 0 or self.epoch == self.epochs):
-                    logs.update(self.validate())
-                self.history.append(logs)
-                for h in self.hooks:
-                    h.after_epoch(self, logs)
+                self.history.append(logs)  # the hooks may add to logs (validation's val_* keys)
+                self._call("after_epoch", logs)
         except BaseException as e:
-            for h in self.hooks:
-                h.on_exception(self, e)
+            self._call("on_exception", e)
             raise
-        for h in self.hooks:
-            h.after_train(self)
+        self._call("after_train")
         return self.history
 
-    def _to_device(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _call(self, event: str, *args) -> None:
+        """Each hook's ``event``, in order; ``main_only`` hooks (files, trackers) on rank 0 alone."""
+        for h in self.hooks:
+            if self.dist.is_main or not getattr(h, "main_only", True):
+                getattr(h, event)(self, *args)
+
+    def to_device(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dev = self.dist.device
         nb = dev.type == "cuda"
         return (batch["coord"].to(dev, non_blocking=nb), batch["feat"].to(dev, non_blocking=nb),
                 batch["label"].to(dev, non_blocking=nb))
 
-    def _autocast(self):
+    def autocast(self):
         return torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
 
     def _set_epoch(self, loader) -> None:
@@ -109,9 +106,9 @@ class Trainer:
                    unit="batch", disable=not self.progress, leave=False)
         for batch in bar:
             data_time += time.perf_counter() - tick
-            coords, feats, labels = self._to_device(batch)
+            coords, feats, labels = self.to_device(batch)
             t0 = self._now()
-            with self._autocast():
+            with self.autocast():
                 out = self.model(coords, feats)
             t1 = self._now()
             loss = self.task.loss(out, labels)
@@ -142,26 +139,3 @@ class Trainer:
         if self.dist.device.type == "cuda":  # kernels run asynchronously: wait before reading the clock
             torch.cuda.synchronize(self.dist.device)
         return time.perf_counter()
-
-    @torch.no_grad()
-    def validate(self) -> dict:
-        self.net.eval()
-        metrics = SegmentationMetrics()
-        for batch in tqdm(self.val_loader, desc=f"{self.task.name} val", unit="scene", disable=not self.progress,
-                          leave=False):
-            coords, feats, labels = self._to_device(batch)
-            with self._autocast():
-                # the unwrapped net: DDP's forward broadcasts buffers, a collective that would hang
-                # when processes hold different numbers of validation scenes
-                out = self.net(coords, feats)
-            metrics.update(labels.cpu().numpy(), self.task.predict(out).cpu().numpy(), scenes=len(batch["scenes"]))
-        metrics.confusion = all_reduce_sum(metrics.confusion, self.dist)
-        s = metrics.summary()
-        logs = {"val_miou": s["all"]["miou"], "val_miou_200": s["all"]["miou_200"]}
-        for split in ("head", "common", "tail"):
-            logs[f"val_miou_{split}"] = s[split]["miou"]
-        iou = class_scores(metrics.confusion)["iou"]
-        for name, classes in getattr(self.task, "class_groups", {}).items():
-            defined = iou[list(classes)][~np.isnan(iou[list(classes)])]  # classes present in val
-            logs[f"val_miou_{name}"] = float(defined.mean() * 100) if len(defined) else None
-        return {k: (math.nan if v is None else v) for k, v in logs.items()}

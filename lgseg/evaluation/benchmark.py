@@ -69,8 +69,10 @@ def read_benchmark_file(path: str | Path, scene: str | None = None) -> np.ndarra
     and line (and ``scene`` if given).
     """
     path = Path(path)
-    with open_regular(path, "benchmark file", "write one raw ScanNet id per mesh vertex (lgseg predict)",
-                      scene=scene) as f:  # a FIFO would block, /dev/zero never end
+    fix = "write one raw ScanNet id per mesh vertex (lgseg predict)"
+    if not path.exists():
+        raise InputError(path, "cannot read benchmark file (no such file)", fix, scene=scene)
+    with open_regular(path, "benchmark file", fix, scene=scene) as f:  # a FIFO would block, /dev/zero never end
         data = f.read()
     values = _parse_fast(data)
     return values if values is not None else _parse_strict(path, data, scene)

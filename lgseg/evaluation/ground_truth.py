@@ -9,7 +9,8 @@ from tqdm import tqdm
 from lgseg.evaluation.benchmark import write_benchmark_file
 from lgseg.scannet.constants import index_to_raw, raw_to_index
 from lgseg.scannet.labels import LabelTable, vertex_labels
-from lgseg.scannet.raw import LABELS_TSV, read_scene
+from lgseg.scannet.layout import LABELS_TSV
+from lgseg.scannet.raw import read_scene
 from lgseg.scannet.splits import scene_splits
 
 

@@ -67,6 +67,9 @@ def _percent_mean(values: np.ndarray) -> float | None:
     return float(defined.mean() * 100.0) if defined.size else None
 
 
+percent_mean = _percent_mean  # public: the mIoU of a class group during training validation
+
+
 def _percent(value: float) -> float | None:
     return None if math.isnan(value) else float(value * 100.0)
 

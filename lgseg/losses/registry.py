@@ -1,6 +1,8 @@
-"""Build a loss from its params.yaml section, e.g. ``{"type": "cb_focal", "gamma": 2.0}``.
+"""The ``LOSSES`` registry: each loss type's builder, its arguments the type's params keys, e.g.
+``LOSSES.build({"type": "cb_focal", "gamma": 2.0}, class_counts=...)``.
 
-The generic ``Registry`` lives in ``lgseg.registry``.
+The generic ``Registry`` lives in ``lgseg.registry``; params.yaml's section becomes a cfg in
+``lgseg.config.loss_cfg``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from lgseg.config import loss_cfg
 from lgseg.losses.contrastive import ContrastiveLanguageLoss
 from lgseg.losses.focal import CrossEntropy, FocalLoss, class_balanced_alpha
 from lgseg.registry import Registry
@@ -57,13 +60,8 @@ def _build_contrastive(t_pos: float = 0.0, t_neg: float = 0.6, neg_weight: float
 
 
 def build_loss(cfg: Mapping[str, Any], class_counts: Sequence[int] | None = None) -> nn.Module:
-    """The loss described by ``cfg`` (params.yaml); ``class_counts`` is needed by "cb_focal".
-
-    One params.yaml section serves every type, so the options of other loss types (``gamma`` when
-    the type is ``ce``) are left unused; a key that no loss type takes is still an error.
+    """The loss of params.yaml's ``loss`` section (or a ``LOSSES`` cfg); ``class_counts`` is needed by
+    "cb_focal". The section keeps the other types' options (``gamma`` when the type is ``ce``):
+    ``lgseg.config.loss_cfg`` drops them; a key that no loss type takes is still an error.
     """
-    if isinstance(cfg, Mapping) and cfg.get("type") in LOSSES.keys():
-        accepted = set(LOSSES.cfg_keys(cfg["type"]))
-        others = {k for t in LOSSES.keys() for k in LOSSES.cfg_keys(t)} - accepted
-        cfg = {k: v for k, v in cfg.items() if k not in others}
-    return LOSSES.build(cfg, class_counts=class_counts)
+    return LOSSES.build(loss_cfg(cfg), class_counts=class_counts)

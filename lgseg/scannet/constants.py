@@ -72,6 +72,14 @@ def index_to_raw(indices: np.ndarray) -> np.ndarray:
     return out
 
 
+def class_indices(names) -> list[int]:
+    """Sorted distinct class indices of ScanNet200 class ``names``; ValueError naming the unknown ones."""
+    unknown = [n for n in names if n not in NAME_TO_INDEX]
+    if unknown:
+        raise ValueError(f"unknown ScanNet200 class name(s): {', '.join(map(repr, unknown))}")
+    return sorted({NAME_TO_INDEX[n] for n in names})
+
+
 def is_scene_id(name: str) -> bool:
     return SCENE_ID.fullmatch(name) is not None
 
@@ -81,7 +89,7 @@ def check_scene_id(scene: str, path: str | Path | None = None, line: int | None 
     """Return ``scene`` if it is a ScanNet scene id, else raise InputError naming ``path`` and ``line``.
 
     Only ``scene[0-9]{4}_[0-9]{2}`` passes, nothing else: every ScanNet v2 scene has such an id, and
-    so does every synthetic one (lgseg.scannet.synth numbers them scene0000_00, scene0001_00, ...).
+    so does every synthetic one (lgseg.synthetic numbers them scene0000_00, scene0001_00, ...).
     Ids become file and folder names, so anything looser (a path, '..', '') could leave its folder.
     """
     if isinstance(scene, str) and is_scene_id(scene):

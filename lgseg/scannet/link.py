@@ -8,19 +8,15 @@ from pathlib import Path
 from lgseg.errors import InputError
 from lgseg.fileio import atomic_dir
 from lgseg.scannet.constants import official_scene_list
-from lgseg.scannet.raw import LABELS_TSV, SCAN_DIRS, scene_file
-from lgseg.scannet.splits import SPLIT_NAMES, split_list_path
-
-ANNOTATED_FILES = ("mesh", "segs", "aggregation", "meta")
-TEST_FILES = ("mesh", "meta")
+from lgseg.scannet.layout import LABELS_TSV, SPLIT_NAMES, scan_dir, scene_file, scene_kinds, split_list_path
 
 
 def expected_files(root: Path) -> dict[str, list[Path]]:
     """Every file the pipeline reads, per split, for the official scene lists."""
     out = {}
     for split in SPLIT_NAMES:
-        sub, kinds = (SCAN_DIRS[1], TEST_FILES) if split == "test" else (SCAN_DIRS[0], ANNOTATED_FILES)
-        out[split] = [scene_file(root / sub / s, k) for s in official_scene_list(split) for k in kinds]
+        out[split] = [scene_file(root / scan_dir(split) / s, k)
+                      for s in official_scene_list(split) for k in scene_kinds(split)]
     return out
 
 

@@ -1,9 +1,7 @@
-"""Raw ScanNet scenes -> per-scene arrays in the Pointcept layout, plus train statistics.
+"""Raw ScanNet scenes -> per-scene arrays in the Pointcept layout (``lgseg.scene_io``), plus train
+statistics (``stats.json``: per-class train point and instance counts).
 
-``<out>/<split>/<scene>/``: ``coord.npy`` (float32 N×3, axis-aligned), ``color.npy`` (uint8 N×3),
-and for annotated scenes ``segment200.npy`` (int16, 0..199 or -1) and ``instance.npy`` (int32, -1
-none); one row per mesh vertex in mesh order. ``<out>/stats.json``: per-class train point and
-instance counts. Each scene directory appears atomically, so a failure leaves nothing half-written;
+Each scene directory appears atomically, so a failure leaves nothing half-written;
 the temporaries of a killed run are removed by the next one.
 """
 
@@ -28,8 +26,10 @@ from lgseg.scannet.annotation import RULES as ANNOTATION_RULES
 from lgseg.scannet.annotation import limit_annotations
 from lgseg.scannet.constants import CLASS_NAMES, NUM_CLASSES, VALID_CLASS_IDS
 from lgseg.scannet.labels import LabelTable, vertex_segment200
-from lgseg.scannet.raw import LABELS_TSV, read_scene
+from lgseg.scannet.layout import LABELS_TSV
+from lgseg.scannet.raw import read_scene
 from lgseg.scannet.splits import SPLIT_NAMES, scene_path, scene_splits
+from lgseg.scene_io import split_dir, stats_path, write_scene
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +58,18 @@ def process_scene(raw_dir: Path, out_dir: Path, scene: str, split: str, table: L
     labels of train scenes to a fraction of each object's points.
     """
     annotated = split != "test"
-    final = scene_path(out_dir / split, scene)
+    final = scene_path(split_dir(out_dir, split), scene)
     raw = read_scene(raw_dir, scene, annotations=annotated)
     result = SceneResult(scene, split, raw.num_vertices)
+    segment = instance = None
+    if annotated:
+        segment, instance = vertex_segment200(raw, table)
+        if split == "train" and annotation and annotation["fraction"] < 1:
+            segment = limit_annotations(segment, raw.coord, instance, annotation["fraction"],
+                                        annotation["rule"], annotation["seed"], scene)
+        result.class_points, result.class_instances = _class_counts(segment, instance)
     with atomic_dir(final) as tmp:
-        np.save(tmp / "coord.npy", raw.coord)
-        np.save(tmp / "color.npy", raw.color)
-        if annotated:
-            segment, instance = vertex_segment200(raw, table)
-            if split == "train" and annotation and annotation["fraction"] < 1:
-                segment = limit_annotations(segment, raw.coord, instance, annotation["fraction"],
-                                            annotation["rule"], annotation["seed"], scene)
-            np.save(tmp / "segment200.npy", segment)
-            np.save(tmp / "instance.npy", instance)
-            result.class_points, result.class_instances = _class_counts(segment, instance)
+        write_scene(tmp, raw.coord, raw.color, segment, instance)
     return result
 
 
@@ -151,7 +149,7 @@ def preprocess(raw_dir: str | Path, out_dir: str | Path, workers: int = 1, keep_
                 raise LgsegError(f"preprocessing failed: {res.error}\n(--keep-going processes the other "
                                  "scenes and lists every failure)")
     bar.close()
-    write_json(out_dir / "stats.json", {**_stats(report), "annotation": annotation or {"fraction": 1.0}})
+    write_json(stats_path(out_dir), {**_stats(report), "annotation": annotation or {"fraction": 1.0}})
     if report.failed:
         lines = "\n".join(f"  {r.error}" for r in sorted(report.failed, key=lambda r: r.scene))
         raise LgsegError(f"{len(report.failed)} of {len(jobs)} scene(s) failed; the others were "
@@ -167,18 +165,18 @@ def _remove_stale_temporaries(out_dir: Path) -> None:
     listed now or not) and of stats.json. fileio decides what is ours by name. (Runs into one
     output folder do not overlap: each would rewrite the same scenes.)"""
     for split in SPLIT_NAMES:
-        base = out_dir / split
+        base = split_dir(out_dir, split)
         if base.is_dir():
             for scene in {m.group(1) for p in base.iterdir() if (m := _SCENE_TMP.fullmatch(p.name))}:
                 remove_stale_temporaries(base / scene)
-    remove_stale_temporaries(out_dir / "stats.json")
+    remove_stale_temporaries(stats_path(out_dir))
 
 
 def _stats(report: PreprocessReport) -> dict:
     train = [r for r in report.done if r.split == "train"]
     points = sum((r.class_points for r in train), np.zeros(NUM_CLASSES, np.int64))
     instances = sum((r.class_instances for r in train), np.zeros(NUM_CLASSES, np.int64))
-    split_scenes = {s: sum(r.split == s for r in report.done) for s in ("train", "val", "test")}
+    split_scenes = {s: sum(r.split == s for r in report.done) for s in SPLIT_NAMES}
     split_vertices = {s: int(sum(r.vertices for r in report.done if r.split == s)) for s in split_scenes}
     return {
         "scenes": split_scenes,

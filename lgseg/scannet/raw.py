@@ -1,10 +1,8 @@
-"""Reader for ScanNet v2 scans in their released layout.
+"""Reader for ScanNet v2 scans in their released layout (``lgseg.scannet.layout`` names the files).
 
-A scene folder ``scans/<scene>/`` (``scans_test/`` for the test split) holds
-``<scene>_vh_clean_2.ply`` (mesh: xyz, rgb, faces), ``<scene>_vh_clean_2.0.010000.segs.json``
-(segment id per vertex), ``<scene>.aggregation.json`` (objects as groups of segments with a raw
-category; absent for test scenes) and ``<scene>.txt`` (``key = value`` metadata with the
-``axisAlignment`` 4x4 matrix). Every problem is an InputError naming the scene and file.
+A scene folder holds the mesh (xyz, rgb, faces), the segmentation (segment id per vertex), the
+aggregation (objects as groups of segments with a raw category; absent for test scenes) and the
+metadata (``key = value`` lines with the ``axisAlignment`` 4x4 matrix). Every problem is an InputError naming the scene and file.
 Only regular files are read (a FIFO would block forever, /dev/zero fill the memory), each within
 a bound on its size.
 """
@@ -21,10 +19,7 @@ from plyfile import PlyData, PlyParseError
 
 from lgseg.errors import InputError
 from lgseg.fileio import open_regular, read_regular
-from lgseg.scannet.constants import check_scene_id
-
-SCAN_DIRS = ("scans", "scans_test")
-LABELS_TSV = "scannetv2-labels.combined.tsv"
+from lgseg.scannet.layout import find_scene_dir, scene_file
 
 MiB = 1 << 20
 META_LIMIT = MiB  # <scene>.txt: a dozen key = value lines (~1 KB)
@@ -56,24 +51,6 @@ class RawScene:
     @property
     def num_vertices(self) -> int:
         return len(self.coord)
-
-
-def find_scene_dir(raw_dir: str | Path, scene: str) -> Path:
-    check_scene_id(scene)
-    raw_dir = Path(raw_dir)
-    for sub in SCAN_DIRS:
-        if (raw_dir / sub / scene).is_dir():
-            return raw_dir / sub / scene
-    raise InputError(raw_dir / SCAN_DIRS[0] / scene, "scene folder not found",
-                     f"expected it under {raw_dir}/scans/ or {raw_dir}/scans_test/", scene=scene)
-
-
-def scene_file(scene_dir: Path, kind: str) -> Path:
-    """Path of one of a scene's files: kind in {"mesh", "segs", "aggregation", "meta"}."""
-    s = scene_dir.name
-    name = {"mesh": f"{s}_vh_clean_2.ply", "segs": f"{s}_vh_clean_2.0.010000.segs.json",
-            "aggregation": f"{s}.aggregation.json", "meta": f"{s}.txt"}[kind]
-    return scene_dir / name
 
 
 def read_meta(path: Path, scene: str | None = None) -> tuple[dict[str, str], np.ndarray | None]:

@@ -8,14 +8,10 @@ from pathlib import Path
 from lgseg.errors import InputError
 from lgseg.fileio import read_regular
 from lgseg.scannet.constants import check_scene_id, is_scene_id, official_scene_list
+from lgseg.scannet.layout import SPLIT_NAMES, split_list_path
 
-SPLIT_NAMES = ("train", "val", "test")
 LIST_LIMIT = 1 << 20  # scannetv2_<split>.txt: at most 1,513 ids of 13 bytes
 _LIST_FIX = "fix the list (one scene id per line) or recreate data/raw (dvc repro download)"
-
-
-def split_list_path(raw_dir: str | Path, split: str) -> Path:
-    return Path(raw_dir) / f"scannetv2_{split}.txt"
 
 
 def scene_splits(raw_dir: str | Path) -> dict[str, list[str]]:

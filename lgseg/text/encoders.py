@@ -1,7 +1,7 @@
 """Text encoders: class names in, L2-normalised float32 embeddings out.
 
-``TEXT_ENCODERS`` maps a name to an encoder class; ``build_text_encoder`` builds one from the
-``text`` section of params.yaml.
+``TEXT_ENCODERS`` maps a name to an encoder class (``TEXT_ENCODERS.build({"type": "clip", "model":
+...})``); ``build_text_encoder`` builds one from the ``text`` section of params.yaml.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lgseg.config import text_encoder_cfg
 from lgseg.errors import LgsegError
 from lgseg.registry import Registry
 from lgseg.text.clip_text import build_clip, load_clip_weights, tokenize
@@ -121,27 +122,10 @@ class SentenceTextEncoder(TextEncoder):
                                    convert_to_numpy=True, show_progress_bar=False)
 
 
-# params.yaml ``text`` keys -> encoder argument, per encoder; keys of the other encoders are
-# ignored so that one params section can hold them all (``dvc exp run -S`` only sets existing keys)
-_PARAM_KEYS: dict[str, dict[str, str]] = {
-    "clip": {"clip_model": "model", "clip_weights": "weights", "device": "device",
-             "batch_size": "batch_size"},
-    "sentence": {"device": "device", "batch_size": "batch_size"},
-}
-_OTHER_KEYS = {"encoder", "prompt"}  # prompt is read by lgseg.text.embed.class_embeddings
-
-
 def build_text_encoder(cfg: Mapping[str, Any]) -> TextEncoder:
-    """Encoder from a params dict, e.g. ``{"encoder": "clip", "clip_model": "ViT-B/32", "clip_weights": ""}``.
+    """Encoder from params.yaml's ``text`` section, e.g. ``{"encoder": "clip", "clip_model": "ViT-B/32"}``
+    (translated to a ``TEXT_ENCODERS`` cfg by ``lgseg.config.text_encoder_cfg``).
 
     Unknown encoder names and unknown keys raise ValueError naming what is allowed.
     """
-    encoder = cfg.get("encoder")
-    if encoder not in TEXT_ENCODERS.keys():
-        raise ValueError(f"text.encoder must be one of {', '.join(TEXT_ENCODERS.keys())}, not {encoder!r}")
-    known = _OTHER_KEYS.union(*(keys for keys in _PARAM_KEYS.values()))
-    for key in cfg:
-        if key not in known:
-            raise ValueError(f"text.{key} is not a text encoder key; allowed: {', '.join(sorted(known))}")
-    args = {arg: cfg[key] for key, arg in _PARAM_KEYS[encoder].items() if key in cfg}
-    return TEXT_ENCODERS.build({"type": encoder, **args})
+    return TEXT_ENCODERS.build(text_encoder_cfg(cfg))

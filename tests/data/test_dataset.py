@@ -10,6 +10,7 @@ import pytest
 
 from lgseg.data.dataset import ScanNetDataset
 from lgseg.errors import InputError
+from lgseg.scene_io import write_scene
 
 VOXEL = 0.1
 OFF = {k: False for k in ("elastic", "rotation", "scale", "flip", "auto_contrast",
@@ -21,15 +22,15 @@ def _write_scene(folder: Path, seed: int, n: int = 400, labelled: bool = True,
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
     coord = rng.uniform(-0.4, 0.6, size=(n, 3)).astype(np.float32)  # ~1000 cells of 0.1 m: collisions
-    np.save(folder / "coord.npy", coord)
-    np.save(folder / "color.npy", rng.integers(0, 256, size=(n, 3), dtype=np.uint8))
+    color = rng.integers(0, 256, size=(n, 3), dtype=np.uint8)
+    label = None
     if labelled:
         if cell_labels:  # one label per voxel cell, so every point agrees with its voxel
             label = (np.floor(coord[:, 0] / VOXEL).astype(np.int64) % 7) - 1
         else:
             label = rng.integers(-1, 6, size=n)
-        np.save(folder / "segment200.npy", label.astype(np.int16))
-    np.save(folder / "instance.npy", np.full(n, -1, dtype=np.int32))
+        label = label.astype(np.int16)
+    write_scene(folder, coord, color, label, np.full(n, -1, dtype=np.int32))
 
 
 @pytest.fixture

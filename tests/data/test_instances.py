@@ -8,7 +8,7 @@ import pytest
 from lgseg.data.instances import InstanceBank, export_instance_bank, resolve_classes, scene_instances
 from lgseg.scannet.constants import CLASS_SPLIT, NAME_TO_INDEX
 from lgseg.scannet.preprocess import preprocess
-from lgseg.scannet.synth import generate
+from lgseg.synthetic import generate
 
 
 def test_resolve_classes():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lgseg.scannet.preprocess import preprocess
-from lgseg.scannet.synth import generate
+from lgseg.synthetic import generate
 from lgseg.scannet.constants import NUM_CLASSES
 from lgseg.text.embed import save_embeddings
 

@@ -142,7 +142,7 @@ def test_changed_settings_start_afresh(tiny_data, tiny_cfg, tmp_path, caplog):
 def test_pretrain_holdout_hides_classes_from_training_and_reports_their_zero_shot_iou(tiny_data, tiny_cfg, tmp_path):
     from lgseg.data import ScanNetDataset, collate
     from lgseg.engine.distributed import DistInfo
-    from lgseg.engine.launch import _loaders, holdout_classes
+    from lgseg.engine.build import build_loaders, holdout_classes
     from lgseg.errors import LgsegError
     from lgseg.evaluation.metrics import SegmentationMetrics, class_scores
     from lgseg.losses import nearest_anchor
@@ -155,7 +155,7 @@ def test_pretrain_holdout_hides_classes_from_training_and_reports_their_zero_sho
     cfg = {**tiny_cfg, "epochs": 1, "holdout": [CLASS_NAMES[c] for c in held]}
     paths = train_paths(tiny_data, tmp_path, embeddings=tiny_data["text"])
 
-    train_loader, val_loader = _loaders(cfg, paths, DistInfo(), train_ignore=held)
+    train_loader, val_loader = build_loaders(cfg, paths, DistInfo(), train_ignore=held)
     seen = np.concatenate([train_loader.dataset[i]["label"] for i in range(len(train_loader.dataset))])
     shown = np.concatenate([val_loader.dataset[i]["label"] for i in range(len(val_loader.dataset))])
     assert not np.isin(seen, held).any() and np.isin(shown, held).any()

@@ -140,7 +140,7 @@ TINY_CFG = {
 
 @pytest.fixture(scope="module")
 def processed(tmp_path_factory) -> Path:
-    from lgseg.scannet.synth import generate
+    from lgseg.synthetic import generate
 
     d = tmp_path_factory.mktemp("train_data")
     generate(d / "raw", num_scenes=6, seed=5, progress=False)
@@ -218,13 +218,14 @@ _STAGE = textwrap.dedent("""
     import logging, os, sys, time
     from pathlib import Path
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from lgseg.tracking import FINISHED, StageTracker
+    from lgseg.tracking import FINISHED, RunContext, StageTracker
     import mlflow.store.tracking.sqlalchemy_store  # the slow imports before the start line
     uri, stage, go = sys.argv[1:4]
     Path(go + "." + stage).touch()
     while not Path(go).exists():
         time.sleep(0.005)
-    t = StageTracker(stage, {"loss": {"gamma": 2.0}, "tracking": {"experiment": "t", "uri": uri}}, ["loss"])
+    t = StageTracker(RunContext(stage, Path.cwd(), params=("loss",)),
+                     {"loss": {"gamma": 2.0}, "tracking": {"experiment": "t", "uri": uri}})
     t.log_metrics({"loss": 1.0}, step=1)
     t.end(FINISHED)
     print("enabled" if t.enabled else "disabled")

@@ -7,7 +7,7 @@ import pytest
 
 from lgseg.scannet.annotation import annotated_points, farthest_point_sampling, limit_annotations
 from lgseg.scannet.preprocess import preprocess
-from lgseg.scannet.synth import generate
+from lgseg.synthetic import generate
 
 
 def naive_fps(points, k, start):

@@ -4,7 +4,7 @@ import pytest
 
 from lgseg.errors import InputError
 from lgseg.scannet.link import expected_files, link_scannet
-from lgseg.scannet.raw import LABELS_TSV
+from lgseg.scannet.layout import LABELS_TSV
 
 
 @pytest.fixture

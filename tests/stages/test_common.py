@@ -47,7 +47,8 @@ PROBE = textwrap.dedent('''
 @pytest.fixture
 def repo(tmp_path):
     (tmp_path / "stages").mkdir()
-    shutil.copy(ROOT / "stages/common.py", tmp_path / "stages/common.py")
+    for name in ("common.py", "dvc_context.py"):
+        shutil.copy(ROOT / "stages" / name, tmp_path / "stages" / name)
     (tmp_path / "stages/probe.py").write_text(PROBE)
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"probe": {
         "cmd": "python stages/probe.py", "params": ["probe"],

@@ -10,8 +10,12 @@ import numpy as np
 import pytest
 from plyfile import PlyData, PlyElement, PlyListProperty
 
-from lgseg.scannet import synth
-from lgseg.scannet.constants import CLASS_NAMES, NAME_TO_INDEX, NUM_CLASSES, SPLIT_INDICES, VALID_CLASS_IDS
+from lgseg import synthetic
+from lgseg.errors import InputError
+from lgseg.scannet.constants import CLASS_NAMES, CLASS_SPLIT, NAME_TO_INDEX, NUM_CLASSES, SPLIT_INDICES, VALID_CLASS_IDS
+from lgseg.scannet.layout import LABELS_TSV
+from lgseg.synthetic import appearance, layout, write
+from lgseg.synthetic import labels as vocabulary
 
 NUM_SCENES = 5  # -> 3 train, 1 val, 1 test
 
@@ -19,7 +23,7 @@ NUM_SCENES = 5  # -> 3 train, 1 val, 1 test
 @pytest.fixture(scope="module")
 def out(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("synth")
-    return root, synth.generate(root, NUM_SCENES, seed=0, progress=False)
+    return root, synthetic.generate(root, NUM_SCENES, seed=0, progress=False)
 
 
 # ---------------------------------------------------------------- helpers (plain readers of the real format)
@@ -58,7 +62,7 @@ def _annotations(root: Path, scene: str) -> tuple[np.ndarray, list[dict]]:
 
 
 def _tsv_rows(root: Path) -> list[list[str]]:
-    raw = (root / synth.TSV_NAME).read_bytes().decode()
+    raw = (root / LABELS_TSV).read_bytes().decode()
     return [line.split("\t") for line in raw.split("\r\r\n")[:-1]]
 
 
@@ -94,7 +98,7 @@ def test_split_lists_partition_the_scenes(out):
 @pytest.mark.parametrize("n, expected", [(40, (28, 8, 4)), (10, (7, 2, 1)), (3, (1, 1, 1)),
                                          (2, (1, 1, 0)), (1, (1, 0, 0))])
 def test_split_counts(n, expected):
-    assert synth.split_counts(n) == expected
+    assert write.split_counts(n) == expected
 
 
 def test_ply_is_binary_mesh_with_scannet_properties(out):
@@ -127,7 +131,7 @@ def test_ply_writer_is_byte_identical_to_plyfile(tmp_path):
     verts = rng.normal(size=(7, 3)).astype(np.float32)
     colors = rng.integers(0, 256, (7, 3)).astype(np.uint8)
     faces = rng.integers(0, 7, (5, 3)).astype(np.int32)
-    synth._write_ply(tmp_path / "fast.ply", verts, colors, faces)
+    write._write_ply(tmp_path / "fast.ply", verts, colors, faces)
 
     vertex = np.empty(7, dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"),
                                 ("blue", "u1"), ("alpha", "u1")])
@@ -148,7 +152,7 @@ def test_segs_and_aggregation_files(out):
         d = _scene_dir(root, scene)
         segs = json.loads((d / f"{scene}_vh_clean_2.0.010000.segs.json").read_text())
         assert list(segs) == ["params", "sceneId", "segIndices"]
-        assert segs["params"] == synth.SEGS_PARAMS and segs["params"]["kThresh"] == "0.0001"
+        assert segs["params"] == write.SEGS_PARAMS and segs["params"]["kThresh"] == "0.0001"
         assert segs["sceneId"] == scene
         xyz, *_ = _read_ply(d / f"{scene}_vh_clean_2.ply")
         seg = np.array(segs["segIndices"])
@@ -183,31 +187,31 @@ def test_scene_txt_metadata(out):
     assert sizes == ("1296", "968", "640", "480")
     assert float(meta["fx_color"]) > 1000 and meta["numColorFrames"] == meta["numDepthFrames"]
     assert int(meta["numIMUmeasurements"]) > int(meta["numColorFrames"])
-    assert meta["sceneType"] in synth.SCENE_TYPES
+    assert meta["sceneType"] in write.SCENE_TYPES
 
 
 def test_labels_tsv_format(out):
     root, _ = out
-    raw = (root / synth.TSV_NAME).read_bytes()
+    raw = (root / LABELS_TSV).read_bytes()
     assert raw.endswith(b"\r\r\n")
     stripped = raw.replace(b"\r\r\n", b"")
     assert b"\n" not in stripped and b"\r" not in stripped, "every line ends with \\r\\r\\n"
     rows = _tsv_rows(root)
-    assert tuple(rows[0]) == synth.TSV_COLUMNS and len(synth.TSV_COLUMNS) == 17
+    assert tuple(rows[0]) == vocabulary.TSV_COLUMNS and len(vocabulary.TSV_COLUMNS) == 17
     assert rows[0][:4] == ["id", "raw_category", "category", "count"] and rows[0][-1] == "mpcat40index"
     assert all(len(r) == 17 for r in rows)
     first = _tsv_first_id(root)
     assert all(first[name] == cid for cid, name in zip(VALID_CLASS_IDS, CLASS_NAMES))
-    for alias, target in synth.ALIASES.items():
+    for alias, target in vocabulary.ALIASES.items():
         assert alias not in CLASS_NAMES and first[alias] == VALID_CLASS_IDS[NAME_TO_INDEX[target]]
-    dup = synth.DUPLICATE_ROW[0]
+    dup = vocabulary.DUPLICATE_ROW[0]
     dup_ids = [int(r[0]) for r in rows[1:] if r[1] == dup]
     assert len(dup_ids) == 2 and dup_ids[0] != dup_ids[1] and set(dup_ids) <= set(VALID_CLASS_IDS)
     assert first[dup] == VALID_CLASS_IDS[NAME_TO_INDEX["trash can"]]  # the first row wins
     assert any(r[1] == "wardrobe" and r[2] == "wardrobe " for r in rows)
-    invalid = {first[raw] for raw in synth.IGNORED_LABELS}
+    invalid = {first[raw] for raw in vocabulary.IGNORED_LABELS}
     assert invalid and not invalid & set(VALID_CLASS_IDS)
-    assert not set(synth.UNKNOWN_LABELS) & set(first)
+    assert not set(vocabulary.UNKNOWN_LABELS) & set(first)
 
 
 # ---------------------------------------------------------------- geometry
@@ -244,8 +248,8 @@ def test_axis_alignment_puts_floor_at_zero_and_walls_on_axes(out):
 def test_objects_are_placed_without_overlap_and_with_jittered_sizes():
     for i in range(6):
         rng = np.random.default_rng([99, i])
-        room = synth._Room(float(rng.uniform(3, 8)), float(rng.uniform(3, 8)), 2.5)
-        objs = synth._draw_objects(rng, room)
+        room = layout._Room(float(rng.uniform(3, 8)), float(rng.uniform(3, 8)), 2.5)
+        objs = layout._draw_objects(rng, room)
         assert 12 <= len(objs) <= 45
         rects = []
         for o in objs:
@@ -257,14 +261,14 @@ def test_objects_are_placed_without_overlap_and_with_jittered_sizes():
             elif fam == "ceiling":
                 assert o.center[2] + o.size[2] == pytest.approx(room.height)
             elif o.center[2] == 0:  # standing on the floor
-                ex, ey = synth._half_extents(o.size[0], o.size[1], o.yaw)
+                ex, ey = layout._half_extents(o.size[0], o.size[1], o.yaw)
                 r = (o.center[0] - ex, o.center[1] - ey, o.center[0] + ex, o.center[1] + ey)
-                assert r[0] >= synth.WALL_MARGIN - 1e-9 and r[2] <= room.width - synth.WALL_MARGIN + 1e-9
-                assert r[1] >= synth.WALL_MARGIN - 1e-9 and r[3] <= room.depth - synth.WALL_MARGIN + 1e-9
-                assert synth._rect_free(rects, r)
+                assert r[0] >= layout.WALL_MARGIN - 1e-9 and r[2] <= room.width - layout.WALL_MARGIN + 1e-9
+                assert r[1] >= layout.WALL_MARGIN - 1e-9 and r[3] <= room.depth - layout.WALL_MARGIN + 1e-9
+                assert layout._rect_free(rects, r)
                 rects.append(r)
             else:  # on top of a table or low furniture
-                assert fam in synth.SMALL_FAMILIES and 0.3 < o.center[2] < 1.5
+                assert fam in appearance.SMALL_FAMILIES and 0.3 < o.center[2] < 1.5
         assert len(rects) >= 5
 
 
@@ -272,7 +276,7 @@ def test_objects_are_placed_without_overlap_and_with_jittered_sizes():
 
 
 def test_long_tailed_class_frequencies():
-    drawn = synth.sample_classes(np.random.default_rng(0), 60_000)
+    drawn = vocabulary.sample_classes(np.random.default_rng(0), 60_000)
     counts = np.bincount(drawn, minlength=NUM_CLASSES)
     assert counts[NAME_TO_INDEX["wall"]] == counts[NAME_TO_INDEX["floor"]] == 0
     per_split = {s: counts[ix] for s, ix in SPLIT_INDICES.items()}
@@ -280,25 +284,25 @@ def test_long_tailed_class_frequencies():
     total = {s: c.sum() for s, c in per_split.items()}
     assert mean["head"] > 2 * mean["common"] and mean["common"] > 1.3 * mean["tail"] > 0
     assert total["head"] > total["common"] > total["tail"]
-    classes, p = synth._class_probabilities()
-    split = np.array([synth.CLASS_SPLIT[c] for c in classes])
+    classes, p = vocabulary._class_probabilities()
+    split = np.array([CLASS_SPLIT[c] for c in classes])
     assert len(classes) == NUM_CLASSES - 2 and (p > 0).all()
     assert p[split == "head"].min() > p[split == "common"].max()
     assert p[split == "common"].min() > p[split == "tail"].max()
 
 
 def test_class_appearance_is_fixed_plausible_and_distinct():
-    apps = [synth.class_appearance(i) for i in range(NUM_CLASSES)]
-    assert all(a.family in synth.FAMILIES and min(a.size) > 0 for a in apps)
+    apps = [appearance.class_appearance(i) for i in range(NUM_CLASSES)]
+    assert all(a.family in appearance.FAMILIES and min(a.size) > 0 for a in apps)
     assert apps[NAME_TO_INDEX["chair"]].size == (0.5, 0.5, 0.9)
     assert apps[NAME_TO_INDEX["bed"]].family == "box" and apps[NAME_TO_INDEX["picture"]].family == "panel"
-    small = [a for a in apps if a.family in synth.SMALL_FAMILIES]
+    small = [a for a in apps if a.family in appearance.SMALL_FAMILIES]
     assert len(small) > 30 and all(max(a.size) <= 0.6 for a in small)
-    assert all(a.size[1] * 1.15 <= synth.WALL_MARGIN for a in apps if a.family == "panel")
+    assert all(a.size[1] * 1.15 <= layout.WALL_MARGIN for a in apps if a.family == "panel")
     colors = np.array([a.color for a in apps], float)
     dist = np.linalg.norm(colors[:, None] - colors[None], axis=-1) + np.eye(NUM_CLASSES) * 1e9
     assert dist.min() > 15
-    assert synth.label_appearance("rug") == synth.label_appearance("rug")  # name-derived, cached
+    assert appearance.label_appearance("rug") == appearance.label_appearance("rug")  # name-derived, cached
 
 
 def test_label_traps_present(out):
@@ -315,7 +319,7 @@ def test_label_traps_present(out):
     assert 0 < unlabelled < 0.3 * total, "some vertices belong to no segGroup"
     assert any(lab in first and first[lab] not in VALID_CLASS_IDS for lab in labels)
     assert any(lab not in first for lab in labels), "a label missing from the tsv"
-    assert any(lab in synth.ALIASES for lab in labels), "an alias label such as 'sofa'"
+    assert any(lab in vocabulary.ALIASES for lab in labels), "an alias label such as 'sofa'"
     assert sum(lab in CLASS_NAMES for lab in labels) > 0.7 * len(labels)
 
 
@@ -324,22 +328,22 @@ def test_label_traps_present(out):
 
 def test_same_seed_same_bytes_regardless_of_workers(tmp_path):
     kw = dict(seed=3, progress=False, spacing=0.08)
-    synth.generate(tmp_path / "a", 3, workers=1, **kw)
-    synth.generate(tmp_path / "b", 3, workers=2, **kw)
+    synthetic.generate(tmp_path / "a", 3, workers=1, **kw)
+    synthetic.generate(tmp_path / "b", 3, workers=2, **kw)
     a, b = _all_files(tmp_path / "a"), _all_files(tmp_path / "b")
     assert len(a) == 3 + 1 + 3 * 4 - 1  # split lists, tsv, 4 files per scene but the test scene's aggregation
     assert a == b
-    synth.generate(tmp_path / "c", 3, workers=1, **{**kw, "seed": 4})
+    synthetic.generate(tmp_path / "c", 3, workers=1, **{**kw, "seed": 4})
     c = _all_files(tmp_path / "c")
     ply = "scans/scene0000_00/scene0000_00_vh_clean_2.ply"
-    assert c[ply] != a[ply] and c[synth.TSV_NAME] == a[synth.TSV_NAME]
+    assert c[ply] != a[ply] and c[LABELS_TSV] == a[LABELS_TSV]
 
 
 def test_regenerating_replaces_earlier_output(tmp_path):
-    synth.generate(tmp_path, 4, seed=0, progress=False, spacing=0.1)
+    synthetic.generate(tmp_path, 4, seed=0, progress=False, spacing=0.1)
     assert (tmp_path / "scans_test" / "scene0003_00").is_dir()
     (tmp_path / "notes.txt").write_text("keep me")
-    summary = synth.generate(tmp_path, 2, seed=1, progress=False, spacing=0.1)
+    summary = synthetic.generate(tmp_path, 2, seed=1, progress=False, spacing=0.1)
     assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == ["scene0000_00", "scene0001_00"]
     assert list((tmp_path / "scans_test").iterdir()) == []
     assert _splits(tmp_path) == {"train": ["scene0000_00"], "val": ["scene0001_00"], "test": []}
@@ -349,7 +353,7 @@ def test_regenerating_replaces_earlier_output(tmp_path):
 
 def test_bad_arguments(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(synth.InputError, match="not a directory"):
-        synth.generate(tmp_path / "file", 1, progress=False)
+    with pytest.raises(InputError, match="not a directory"):
+        synthetic.generate(tmp_path / "file", 1, progress=False)
     with pytest.raises(ValueError):
-        synth.generate(tmp_path / "x", 0, progress=False)
+        synthetic.generate(tmp_path / "x", 0, progress=False)
