@@ -21,6 +21,7 @@ from scipy.ndimage import maximum_filter
 
 from lgseg.data.instances import InstanceBank
 from lgseg.scannet.constants import NAME_TO_INDEX
+from lgseg.scannet.instances import instance_groups
 
 RULES = ("paper", "reference")
 ROOM_SPANNING = tuple(NAME_TO_INDEX[n] for n in ("floor", "ceiling") if n in NAME_TO_INDEX)
@@ -37,13 +38,10 @@ class Placement:
 
 def object_boxes(coord: np.ndarray, instance: np.ndarray, label: np.ndarray) -> np.ndarray:
     """(K, 2, 3) axis-aligned boxes of the scene's objects (instance ids >= 0), floor and ceiling left out."""
-    keep = (instance >= 0) & ~np.isin(label, ROOM_SPANNING)
-    if not keep.any():
+    members, bounds = instance_groups(instance, keep=~np.isin(label, ROOM_SPANNING))
+    if not len(members):
         return np.zeros((0, 2, 3))
-    inst, pts = instance[keep], coord[keep]
-    order = np.argsort(inst, kind="stable")
-    inst, pts = inst[order], pts[order]
-    starts = np.flatnonzero(np.r_[True, inst[1:] != inst[:-1]])
+    pts, starts = coord[members], bounds[:-1]
     return np.stack([np.minimum.reduceat(pts, starts), np.maximum.reduceat(pts, starts)], axis=1)
 
 

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from lgseg.errors import InputError
 from lgseg.fileio import atomic_dir
 from lgseg.scannet.constants import CLASS_NAMES, CLASS_SPLIT, NUM_CLASSES, SPLITS, class_indices
+from lgseg.scannet.instances import instance_groups
 from lgseg.scannet.splits import scene_folders
 from lgseg.scene_io import read_array, split_dir
 
@@ -53,8 +54,7 @@ def scene_instances(segment: np.ndarray, instance: np.ndarray) -> tuple[np.ndarr
     first = np.ones(len(order), bool)
     first[1:] = inst[order][1:] != inst[order][:-1]
     ids, labels = inst[order][first], cls[order][first]
-    members = np.flatnonzero(instance >= 0)
-    members = members[np.argsort(instance[members], kind="stable")]
+    members, _ = instance_groups(instance)
     starts = np.searchsorted(instance[members], ids)
     ends = np.searchsorted(instance[members], ids, side="right")
     return ids, labels, [members[s:e] for s, e in zip(starts, ends, strict=True)]

@@ -19,6 +19,7 @@ import zlib
 import numpy as np
 
 from lgseg.scannet.constants import IGNORE_INDEX
+from lgseg.scannet.instances import instance_groups
 
 RULES = ("paper", "reference")
 
@@ -61,10 +62,8 @@ def annotated_points(coord: np.ndarray, instance: np.ndarray, fraction: float, r
         return np.ones(len(coord), bool)
     keep = np.zeros(len(coord), bool)
     rng = rng or np.random.default_rng(0)
-    members = np.flatnonzero(instance >= 0)
-    members = members[np.argsort(instance[members], kind="stable")]  # mesh order within an object
-    bounds = np.flatnonzero(np.r_[True, np.diff(instance[members]) != 0, True])
-    for s, e in zip(bounds[:-1], bounds[1:], strict=True):
+    members, bounds = instance_groups(instance)  # mesh order within an object
+    for s, e in zip(bounds[:-1], bounds[1:]):
         idx = members[s:e]
         n = len(idx)
         if rule == "paper":
