@@ -10,6 +10,20 @@ import pytest
 from scannet_files import tsv_text, write_scene
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: with 2 shared cores, extra torch/BLAS threads only wait on each other
+    (modules that use it: ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tiny_raw(tmp_path) -> Path:
     """Three annotated scenes (2 train, 1 val) and one test scene, with a known labelling.

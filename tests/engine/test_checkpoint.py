@@ -7,21 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 
 from lgseg.engine.checkpoint import load_model, place, read_weights, save_model
 from lgseg.errors import InputError, LgsegError
 from lgseg.models import build_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: with 2 shared cores, extra torch/BLAS threads only wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def authors_layout(state: dict) -> dict:

@@ -7,7 +7,6 @@ import logging
 import numpy as np
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 
 from lgseg.cli import main
 from lgseg.data import ScanNetDataset
@@ -23,14 +22,7 @@ from conftest import train_paths
 from test_checkpoint import lightning_checkpoint
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny scenes: with 2 shared cores, extra torch/BLAS threads only wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def net(name: str = "Res16UNet14S", backend: str = "spconv", num_classes: int | None = 200, seed: int = 0):

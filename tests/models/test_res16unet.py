@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 
 from lgseg.models.registry import MODELS, build_model
 from lgseg.models.res16unet import (Res16UNet14A, Res16UNet14S, Res16UNet34C, Res16UNet34D, Res16UNetBase,
                                     SegmentationNet, count_parameters)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: with 2 shared cores, extra torch/BLAS threads only wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_scene(n_per_item: int = 150, batches: int = 2, extent: int = 16, seed: int = 0):

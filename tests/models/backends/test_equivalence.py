@@ -13,7 +13,6 @@ import itertools
 
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 from lgseg.errors import LgsegError
@@ -23,13 +22,7 @@ from lgseg.models.registry import build_model
 RTOL = 1e-4  # of the output's scale (max abs value), see the module docstring
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def scene(n_per_item: int = 300, batches: int = 3, lo: int = -13, hi: int = 11, seed: int = 0):
