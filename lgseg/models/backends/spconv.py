@@ -108,6 +108,9 @@ class SpconvConv(nn.Module):
             op = spconv.SparseConv3d(cin, cout, kernel_size, stride=stride, indice_key=f"down{level}", **common)
         op.weight = None  # the weight lives in self.kernel; spconv's own would be a second copy
         self.op = op
+        # a CUDA build of spconv defaults to implicit GEMM, which only runs on the GPU: CPU tensors
+        # (a model moved to the CPU, prediction with --device cpu) take the native algorithm
+        self.algo = {"cuda": op.algo, "cpu": spconv.ConvAlgo.Native}
 
     def forward(self, x):
         one_cpu_thread(x.features)
@@ -115,6 +118,7 @@ class SpconvConv(nn.Module):
             out = x.features @ self.kernel.to(x.features.dtype)
             return x.replace_feature(out if self.bias is None else out + self.bias.to(out.dtype))
         op = self.op
+        op.algo = self.algo[x.features.device.type]
         bias = None if self.bias is None else self.bias.view(-1)
         return op._conv_forward(op.training, x, kernel_to_spconv(self.kernel, self.kernel_size), bias,
                                 name=op.name, sparse_unique_name=op._sparse_unique_name)
