@@ -20,8 +20,8 @@ of Res16UNet34C at 2 cm with and without mixed precision.
     PYTHONPATH=. python benchmarks/bench_gpu.py [--steps 30] [--warmup 5] [--points 150000]
     PYTHONPATH=. python benchmarks/bench_gpu.py --cpu-check     # the same code on the CPU, tiny rooms
 
-Not yet timed on a GPU: expected 1-3 minutes on one H100, and the timed steps of each mode stop
-after --mode-budget-s (120 s) to stay under 8 minutes. Needs torch with CUDA, numpy, scipy,
+Run on one H200 on 2026-11-27 (51 s with --mode-budget-s 50; numbers in GPU_RESULTS.md beside
+this file); the timed steps of each mode stop after --mode-budget-s (120 s) to stay under 8 minutes. Needs torch with CUDA, numpy, scipy,
 spconv 2.x (e.g. spconv-cu126 unpacked on PYTHONPATH) and the repo's ``lgseg`` on PYTHONPATH; it
 imports only ``lgseg.models`` and ``lgseg.data.voxelize``, so no plyfile, dvc, mlflow,
 threadpoolctl or MinkowskiEngine (tests/test_bench_gpu.py runs it with those blocked).

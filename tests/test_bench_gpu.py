@@ -68,3 +68,14 @@ def test_cpu_check_prints_the_equivalence_and_a_finite_table(reference):
         assert m.group(5) == "-"  # no GPU memory on the CPU
     speedup = re.search(r"^AMP speed-up: (\S+)x", out, re.M)
     assert speedup and math.isfinite(float(speedup.group(1))) and float(speedup.group(1)) > 0, out
+
+
+def test_gpu_pipeline_without_cuda_measures_nothing_and_exits_0():
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", LAUNCH, "plyfile,dvc,mlflow,MinkowskiEngine,pydantic",
+                        str(ROOT / "benchmarks" / "gpu_pipeline.py"), "--data", "nowhere", "--out", "nowhere"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == ("gpu_pipeline.py needs a CUDA GPU (torch.cuda.is_available() is False); "
+                                "nothing measured")
+    assert not (ROOT / "nowhere").exists()
