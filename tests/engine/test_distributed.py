@@ -8,7 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lgseg.engine.checkpoint import load_checkpoint
+
+# generous: alone the test takes ~15 s; CI runs it on a loaded 2-core machine
+TIMEOUT_S = 600
 
 SCRIPT = """
 import json, sys, torch
@@ -43,9 +48,15 @@ def test_two_process_training_with_gloo(tiny_data, tiny_cfg, tmp_path):
                                     results=str(tmp_path)))
     torchrun = Path(sys.executable).parent / "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script)], capture_output=True,
-                       text=True, env=env, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    logs = tmp_path / "logs"  # torchrun writes each rank's stdout and stderr to its own file there
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", f"--log-dir={logs}", "--redirects=3", str(script)]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"torchrun still running after {TIMEOUT_S} s\n{_tail(e.stderr)}\n{rank_logs(logs)}")
+    assert r.returncode == 0, f"torchrun exit code {r.returncode}\n{_tail(r.stderr)}\n{rank_logs(logs)}"
+    missing = [rank for rank in (0, 1) if not (tmp_path / f"rank{rank}.json").is_file()]
+    assert not missing, f"rank(s) {missing} wrote no result\n{rank_logs(logs)}"
     results = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert [x["rank"] for x in results] == [0, 1] and all(x["world"] == 2 for x in results)
     # 4 train scenes, batch 1, 2 processes: 2 batches per process per epoch, 4 steps over 2 epochs
@@ -55,3 +66,16 @@ def test_two_process_training_with_gloo(tiny_data, tiny_cfg, tmp_path):
     assert state["complete"] and state["global_step"] == 4
     assert (tmp_path / "out/model.pt").is_file() and (tmp_path / "out/curve.csv").is_file()
     assert not list((tmp_path / "out").rglob("*.tmp-*"))
+
+
+def rank_logs(logs: Path) -> str:
+    """Each rank's stderr (torchrun's failure summary in its own stderr names each rank's exit code)."""
+    found = sorted(logs.rglob("stderr.log"))
+    return "\n".join(f"--- {p.relative_to(logs)}:\n{_tail(p.read_text(errors='replace'))}" for p in found) or \
+        f"(no rank logs under {logs})"
+
+
+def _tail(text, n: int = 3000) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return (text or "")[-n:]
