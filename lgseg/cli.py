@@ -9,6 +9,52 @@ from pathlib import Path
 
 from lgseg.errors import LgsegError
 
+DESCRIPTION = """\
+lgseg: language-grounded 3D semantic segmentation on ScanNet200.
+
+The pipeline (download, preprocess, text-embed, pretrain, finetune, evaluate) runs with `dvc repro`
+in the repo root; these commands are its parts for use outside DVC and the tools to look at the
+results. Default paths (data/processed, data/raw, models/...) are the pipeline's folders, read
+relative to the current folder: run from the repo root or pass the paths."""
+EPILOG = "`lgseg COMMAND -h` lists a command's options with their defaults."
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default after its help, unless it has none (None, a flag's False) or the help
+    says it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class _TopHelpFormatter(argparse.RawDescriptionHelpFormatter, _HelpFormatter):
+    """``lgseg -h``: the description's paragraphs as written."""
+
+
+def _missing(path: Path, what: str, fix: str, folder: bool = True) -> LgsegError:
+    """The error for an input ``path`` that is not there: its absolute path, that it does not exist
+    (or is not a folder / file) and ``fix``, what creates it or which option points elsewhere."""
+    state = "does not exist" if not path.exists() else f"is not a {'folder' if folder else 'file'}"
+    relative = "" if path.is_absolute() else f" (a relative path, read from the current folder {Path.cwd()})"
+    return LgsegError(f"{path.absolute()}: {what} {state}{relative}. {fix}")
+
+
+def _processed(path: Path, option: str = "--processed") -> Path:
+    """The preprocessed folder, absolute (so that later messages say where they looked), if it exists."""
+    if not path.is_dir():
+        raise _missing(path, "the preprocessed-scene folder",
+                       f"Create it with `dvc repro preprocess` in the repo root, or pass {option} DIR")
+    return path.absolute()
+
+
+def _input_file(path: Path, what: str, fix: str) -> Path:
+    if not path.is_file():
+        raise _missing(path, what, fix, folder=False)
+    return path
+
 
 def _synth(a: argparse.Namespace) -> None:
     from lgseg.synthetic import generate
@@ -82,8 +128,13 @@ def _evaluate(a: argparse.Namespace) -> None:
 
 
 def _predict(a: argparse.Namespace) -> None:
+    data = _processed(a.data, "--data")  # before the model: loading it takes seconds
+    _input_file(a.checkpoint, "the model file (--checkpoint)",
+                "`dvc repro finetune` in the repo root writes models/finetune.pt; or pass the path of a model "
+                "file or of the authors' .ckpt")
     from lgseg.engine.predict import load_classifier, predict_split, resolve_device
 
+    a.data = data
     device = resolve_device(a.device)
     net, meta = load_classifier(a.checkpoint, device, backend=a.backend, model=a.model, voxel_size=a.voxel_size)
     scenes = predict_split(net, a.data, a.split, meta["voxel_size"], a.out, device)
@@ -95,6 +146,7 @@ def _labels_to_show(a: argparse.Namespace) -> tuple[dict, object]:
     """The scene's arrays and, with --pred, its predicted class per vertex (else None)."""
     from lgseg.scene_io import load_prediction, load_scene
 
+    a.processed = _processed(a.processed)
     scene = load_scene(a.processed, a.scene)
     pred = load_prediction(a.pred, a.scene, len(scene["coord"])) if a.pred else None
     return scene, pred
@@ -118,7 +170,7 @@ def _export_ply(a: argparse.Namespace) -> None:
     labels = pred if pred is not None else scene["gt"]
     if labels is None:
         raise LgsegError(f"{a.scene} is a test scene without ground truth: give --pred to colour a prediction")
-    faces = _faces(a.raw, a.scene)
+    faces = None if a.points_only else _faces(a.raw, a.scene, len(scene["coord"]))
     out = write_colored_ply(a.out, scene["coord"], label_colors(labels), faces)
     print(f"wrote {out} ({'prediction' if pred is not None else 'ground truth'} colours, "
           f"{len(scene['coord'])} vertices, {0 if faces is None else len(faces)} faces)")
@@ -127,12 +179,19 @@ def _export_ply(a: argparse.Namespace) -> None:
 def _query(a: argparse.Namespace) -> None:
     import numpy as np
 
+    from lgseg.scene_io import load_scene
+
+    # everything the command reads is checked before torch is imported and the model runs
+    a.processed = _processed(a.processed)
+    scene = load_scene(a.processed, a.scene)
+    faces = _faces(a.raw, a.scene, len(scene["coord"])) if a.ply and not a.points_only else None
+    _input_file(a.checkpoint, "the language-grounded backbone (--checkpoint)",
+                "Create it with `dvc repro pretrain` in the repo root, or pass --checkpoint FILE")
+
     from lgseg.export import write_colored_ply
     from lgseg.query import query_scores
     from lgseg.render import label_colors, legend_entries, render, score_colors
-    from lgseg.scene_io import load_scene
 
-    scene = load_scene(a.processed, a.scene)
     cos = query_scores(a.checkpoint, a.processed, a.scene, a.text, encoder=a.encoder, clip_weights=a.clip_weights)
     lo, hi = (float(v) for v in np.percentile(cos, [2, 98]))  # spread the contrast over the scene's range
     heat = score_colors((cos - lo) / max(hi - lo, 1e-6))
@@ -144,13 +203,15 @@ def _query(a: argparse.Namespace) -> None:
            legend=legend_entries(scene["gt"]) if scene["gt"] is not None else None)
     print(f"wrote {a.out}; cosine similarity {cos.min():.3f} .. {cos.max():.3f} (mean {cos.mean():.3f})")
     if a.ply:
-        write_colored_ply(a.ply, scene["coord"], heat, _faces(a.raw, a.scene), quality=cos)
+        write_colored_ply(a.ply, scene["coord"], heat, faces, quality=cos)
         print(f"wrote {a.ply} (colours: the heat map; vertex quality: the cosine similarity)")
 
 
 def _check_params(a: argparse.Namespace) -> None:
     from lgseg.params_schema import check_file
 
+    _input_file(a.file, "the params file", "Run in the repo root (it holds params.yaml; profiles/ holds others) "
+                "or name the file: lgseg check-params FILE")
     problems = check_file(a.file)
     for problem in problems:
         print(f"{a.file}: {problem}")
@@ -159,115 +220,163 @@ def _check_params(a: argparse.Namespace) -> None:
     print(f"{a.file}: ok")
 
 
-def _faces(raw: Path, scene: str):
+def _download_clip(a: argparse.Namespace) -> None:
+    from lgseg.text.download import download_clip
+
+    path, fetched = download_clip(a.model, a.dir, timeout=a.timeout)
+    print(f"{'wrote' if fetched else 'already there:'} {path} (SHA-256 checked)")
+
+
+def _faces(raw: Path, scene: str, num_vertices: int):
+    """The triangles of ``scene``'s mesh in ``raw``; an error naming the folder and the fix when the
+    mesh cannot be read (a PLY without its faces is not what export-ply promises)."""
     from lgseg.scannet.layout import find_scene_dir, scene_file
     from lgseg.scannet.raw import read_mesh
 
+    without = "or give --points-only to write the vertices without faces"
+    if not raw.is_dir():
+        raise _missing(raw, "the raw ScanNet folder (--raw, for the mesh's faces)",
+                       f"Create it with `dvc repro download` in the repo root, pass --raw DIR (the folder "
+                       f"holding scans/), {without}")
     try:
-        return read_mesh(scene_file(find_scene_dir(raw, scene), "mesh"), scene)[2]
+        coord, _, faces = read_mesh(scene_file(find_scene_dir(raw.absolute(), scene), "mesh"), scene)
     except LgsegError as e:
-        print(f"no mesh faces ({e}); writing the vertices only", file=sys.stderr)
-        return None
+        raise LgsegError(f"{e}; point --raw at the raw folder the scene was preprocessed from, {without}") from None
+    if len(coord) != num_vertices:
+        raise LgsegError(f"{raw.absolute()}: the mesh of {scene} has {len(coord)} vertices, the preprocessed "
+                         f"scene {num_vertices}: not the raw data it was made from. Point --raw at that, "
+                         "or give --points-only")
+    return faces
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lgseg", description=__doc__)
+    p = argparse.ArgumentParser(prog="lgseg", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=_TopHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("synth", help="generate synthetic scenes in ScanNet v2's raw layout")
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--scenes", type=int, default=40)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--workers", type=int, default=1)
+    def command(name: str, help: str, description: str | None = None, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".",
+                              formatter_class=_HelpFormatter, **kw)
+
+    s = command("synth", "generate synthetic scenes in ScanNet v2's raw layout (the demo's data)")
+    s.add_argument("--out", type=Path, required=True,
+                   help="folder to write: scans/, scans_test/, the labels tsv and the split lists")
+    s.add_argument("--scenes", type=int, default=40, help="how many scenes (split 70/20/10 into train/val/test)")
+    s.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same scenes")
+    s.add_argument("--workers", type=int, default=1, help="processes writing scenes in parallel")
     s.set_defaults(func=_synth)
 
-    s = sub.add_parser("preprocess", help="raw ScanNet (scans/ + labels tsv) -> per-scene arrays")
+    s = command("preprocess", "raw ScanNet (scans/ + labels tsv) -> per-scene arrays")
     s.add_argument("--raw", type=Path, required=True, help="folder holding scans/ and the labels tsv")
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--out", type=Path, required=True,
+                   help="folder to write: <split>/<scene>/*.npy and stats.json (the pipeline's is data/processed)")
+    s.add_argument("--workers", type=int, default=1, help="processes preprocessing scenes in parallel")
     s.add_argument("--keep-going", action="store_true", help="finish the other scenes when one fails")
     s.add_argument("--annotated", type=float, default=1.0, metavar="FRACTION",
-                   help="keep the labels of this fraction of each train object's points (default 1: all)")
-    s.add_argument("--annotation-rule", default="paper", choices=["paper", "reference"])
+                   help="keep the labels of this fraction of each train object's points (1: all)")
+    s.add_argument("--annotation-rule", default="paper", choices=["paper", "reference"],
+                   help="which points a limited annotation keeps: the paper's rule or the authors' code's")
     s.add_argument("--seed", type=int, default=0, help="seed of the limited annotations")
-    s.add_argument("--bank", type=Path, help="also export the instance bank here")
-    s.add_argument("--bank-classes", default="tail", help="head, common, tail, all or comma-separated names")
+    s.add_argument("--bank", type=Path, help="also export the instance bank here (e.g. data/instances)")
+    s.add_argument("--bank-classes", default="tail",
+                   help="classes of the instance bank: head, common, tail, all or comma-separated names")
     s.set_defaults(func=_preprocess)
 
-    s = sub.add_parser("export-gt", help="ground truth as official ScanNet200 benchmark files")
-    s.add_argument("--raw", type=Path, required=True)
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--split", default="val", choices=["train", "val"])
+    s = command("export-gt", "ground truth as official ScanNet200 benchmark files")
+    s.add_argument("--raw", type=Path, required=True, help="folder holding scans/ and the labels tsv")
+    s.add_argument("--out", type=Path, required=True, help="folder to write <scene>.txt files to")
+    s.add_argument("--split", default="val", choices=["train", "val"], help="which scenes")
     s.set_defaults(func=_export_gt)
 
-    s = sub.add_parser("evaluate", help="score benchmark-format predictions against ground truth")
+    s = command("evaluate", "score benchmark-format predictions against ground truth")
     s.add_argument("--pred", type=Path, required=True, help="folder of <scene>.txt predictions")
     s.add_argument("--gt", type=Path, required=True, help="folder of <scene>.txt ground truth")
     s.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
-    s.add_argument("--per-class", type=Path, help="per-class CSV to write")
+    s.add_argument("--per-class", type=Path, help="also write the per-class CSV here")
     s.set_defaults(func=_evaluate)
 
-    s = sub.add_parser("predict", help="benchmark files (<scene>.txt per scene) of a split from a model or checkpoint",
-                       description="Predict every mesh vertex of a split. The authors' Lightning checkpoints "
-                       "do not record their architecture or voxel size: give --model and --voxel-size "
-                       "(e.g. --model Res16UNet34C --voxel-size 0.02). Score val with `lgseg evaluate`.")
+    s = command("predict", "benchmark files (<scene>.txt per scene) of a split from a model or checkpoint",
+                description="Predict every mesh vertex of a split. The authors' Lightning checkpoints "
+                "do not record their architecture or voxel size: give --model and --voxel-size "
+                "(e.g. --model Res16UNet34C --voxel-size 0.02). Score val with `lgseg evaluate`.")
     s.add_argument("--checkpoint", type=Path, required=True,
                    help="lgseg model file (models/finetune.pt) or the authors' .ckpt (needs --model, --voxel-size)")
-    s.add_argument("--data", "--processed", dest="data", type=Path, default=Path("data/processed"),
+    s.add_argument("--data", "--processed", dest="data", type=Path, default=Path("data/processed"), metavar="DIR",
                    help="preprocessed scenes (holding <split>/<scene>/)")
-    s.add_argument("--split", default="val", choices=["val", "test"])
+    s.add_argument("--split", default="val", choices=["val", "test"], help="which scenes")
     s.add_argument("--out", type=Path, required=True,
                    help="folder to write; it must be new, empty or hold only this split's predictions")
     s.add_argument("--backend", choices=["minkowski", "spconv"],
                    help="sparse-conv engine (default: the model file's; minkowski for other checkpoints)")
     s.add_argument("--model", help="architecture of a checkpoint that does not record it, e.g. Res16UNet34C")
     s.add_argument("--voxel-size", type=float, help="voxel size in metres of such a checkpoint (the authors': 0.02)")
-    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the network runs (auto: the GPU if one is visible)")
     s.set_defaults(func=_predict)
 
     scene = argparse.ArgumentParser(add_help=False)  # what the commands that look at one scene share
     scene.add_argument("--scene", required=True, help="scene id, e.g. scene0011_00")
-    scene.add_argument("--processed", type=Path, default=Path("data/processed"))
+    scene.add_argument("--processed", type=Path, default=Path("data/processed"), metavar="DIR",
+                       help="preprocessed scenes (holding <split>/<scene>/)")
     pred = argparse.ArgumentParser(add_help=False)
-    pred.add_argument("--pred", type=Path, help="folder of <scene>.txt predictions (e.g. predictions/)")
+    pred.add_argument("--pred", type=Path, metavar="DIR", help="folder of <scene>.txt predictions (e.g. predictions/)")
     raw = argparse.ArgumentParser(add_help=False)
-    raw.add_argument("--raw", type=Path, default=Path("data/raw"), help="raw scans (for the mesh's faces)")
+    raw.add_argument("--raw", type=Path, default=Path("data/raw"), metavar="DIR",
+                     help="raw ScanNet folder holding scans/<scene>/ (for the mesh's faces)")
+    raw.add_argument("--points-only", action="store_true",
+                     help="write the PLY's vertices without faces (no raw folder needed)")
 
-    s = sub.add_parser("render", parents=[scene, pred],
-                       help="picture of a scene: ground truth, prediction and error, two views")
-    s.add_argument("--out", type=Path, required=True, help="PNG to write")
+    s = command("render", "picture of a scene: ground truth, prediction and error, two views", parents=[scene, pred])
+    s.add_argument("--out", type=Path, required=True, metavar="PNG", help="picture to write")
     s.set_defaults(func=_render)
 
-    s = sub.add_parser("export-ply", parents=[scene, pred, raw],
-                       help="the scene's mesh coloured by label (prediction, else ground truth)")
-    s.add_argument("--out", type=Path, required=True, help="PLY to write")
+    s = command("export-ply", "the scene's mesh coloured by label (prediction, else ground truth)",
+                parents=[scene, pred, raw])
+    s.add_argument("--out", type=Path, required=True, metavar="PLY", help="mesh to write")
     s.set_defaults(func=_export_ply)
 
-    s = sub.add_parser("query", parents=[scene, raw],
-                       help="score every vertex of a scene against a text (language-grounded backbone)")
+    s = command("query", "score every vertex of a scene against a text (language-grounded backbone)",
+                parents=[scene, raw])
     s.add_argument("--text", required=True, help='any words, e.g. "fire extinguisher"')
-    s.add_argument("--checkpoint", type=Path, default=Path("models/pretrain.pt"))
+    s.add_argument("--checkpoint", type=Path, default=Path("models/pretrain.pt"), metavar="FILE",
+                   help="the language-grounded backbone from pretraining")
     s.add_argument("--encoder", help="text encoder (default: the checkpoint's; another one is an error)")
-    s.add_argument("--clip-weights", help="CLIP weights file (default ~/.cache/clip/<model>.pt)")
-    s.add_argument("--out", type=Path, required=True, help="PNG heat map to write")
-    s.add_argument("--ply", type=Path, help="also write the mesh coloured by the heat map (score as quality)")
+    s.add_argument("--clip-weights", help="CLIP weights file (default: ~/.cache/clip/<model>.pt, see download-clip)")
+    s.add_argument("--out", type=Path, required=True, metavar="PNG", help="heat map picture to write")
+    s.add_argument("--ply", type=Path, metavar="PLY",
+                   help="also write the mesh coloured by the heat map (score as quality)")
     s.set_defaults(func=_query)
 
-    s = sub.add_parser("queue", help="queue the DVC experiments of the paper's Table 1 or Fig. 5")
-    s.add_argument("which", choices=["table1", "fig5", "all"])
+    s = command("download-clip", "download OpenAI's CLIP weights (needs internet) and check their SHA-256",
+                description="Download a CLIP model's published weights from the URL that the openai-clip "
+                "package lists, check the SHA-256 that the URL names and put the file in place only when it "
+                "matches (as clip.load() would, without importing clip). text.encoder: clip and `lgseg query` "
+                "read it from ~/.cache/clip/ (or text.clip_weights / --clip-weights). On a machine without "
+                "internet, run this on one that has it and copy the file.")
+    s.add_argument("model", nargs="?", default="ViT-B/32",
+                   help="CLIP model: RN50, RN101, RN50x4, RN50x16, RN50x64, ViT-B/32, ViT-B/16, ViT-L/14 or "
+                   "ViT-L/14@336px")
+    s.add_argument("--dir", type=Path, default=Path("~/.cache/clip"), metavar="DIR",
+                   help="folder to write the weights to")
+    s.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="seconds to wait for the server to answer")
+    s.set_defaults(func=_download_clip)
+
+    s = command("queue", "queue the DVC experiments of the paper's Table 1 or Fig. 5")
+    s.add_argument("which", choices=["table1", "fig5", "all"], help="which experiments")
     s.add_argument("--start", action="store_true", help="also start the queue (dvc queue start)")
     s.set_defaults(func=_queue)
 
-    s = sub.add_parser("report", help="Table 1 and Fig. 5 (Markdown + PNG) from the DVC experiments")
-    s.add_argument("--out", type=Path, default=Path("reports"))
+    s = command("report", "Table 1 and Fig. 5 (Markdown + PNG) from the DVC experiments")
+    s.add_argument("--out", type=Path, default=Path("reports"), help="folder to write table1.* and fig5.* to")
     s.add_argument("--exp-json", type=Path, help="`dvc exp show --json` output to read instead of running it")
     s.set_defaults(func=_report)
 
-    s = sub.add_parser("check-params", help="check a params file (every key, type, range, choice) and list "
-                       "every problem, one line each")
+    s = command("check-params", "check a params file (every key, type, range, choice) and list "
+                "every problem, one line each")
     s.add_argument("file", nargs="?", type=Path, default=Path("params.yaml"),
-                   help="params.yaml (default) or a profile such as profiles/paper.yaml")
+                   help="params.yaml or a profile such as profiles/paper.yaml")
     s.set_defaults(func=_check_params)
     return p
 

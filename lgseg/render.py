@@ -79,8 +79,8 @@ def _draw(ax, coord: np.ndarray, colors: np.ndarray, view: str, size: float) -> 
     ax.axis("off")
 
 
-def legend_entries(*label_arrays: np.ndarray, limit: int = 24) -> list[tuple[str, np.ndarray]]:
-    """(name, colour) of the classes present, most frequent first, at most ``limit``."""
+def legend_entries(*label_arrays: np.ndarray, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
+    """(name, colour) of the classes present, most frequent first (all of them, or the first ``limit``)."""
     labels = np.concatenate([np.asarray(a) for a in label_arrays])
     labels = labels[(labels >= 0) & (labels < NUM_CLASSES)]
     counts = np.bincount(labels, minlength=NUM_CLASSES)
@@ -88,9 +88,28 @@ def legend_entries(*label_arrays: np.ndarray, limit: int = 24) -> list[tuple[str
     return [(CLASS_NAMES[c], PALETTE[c]) for c in order]
 
 
+LEGEND_ROWS = 30  # entries per legend column; 30 rows of 8 pt text fit the 9.5 in high figure
+LEGEND_COLUMNS = 3  # at most; beyond 90 classes the rarest are summed up as "+ N more"
+
+
+def legend_layout(entries: list[tuple[str, np.ndarray]], rows: int = LEGEND_ROWS,
+                  max_columns: int = LEGEND_COLUMNS) -> tuple[list[tuple[str, np.ndarray | None]], int]:
+    """The legend's lines and its number of columns: every class while ``rows * max_columns`` fit,
+    else the most frequent ones and a last line "+ N more classes" (colour None), so that no class
+    disappears from the legend unsaid."""
+    room = rows * max_columns
+    lines: list[tuple[str, np.ndarray | None]] = list(entries)
+    if len(lines) > room:
+        hidden = len(lines) - (room - 1)
+        lines = lines[: room - 1] + [(f"+ {hidden} more (fewer points)", None)]
+    columns = max(1, min(max_columns, -(-len(lines) // rows)))
+    return lines, columns
+
+
 def render(coord: np.ndarray, panels: list[tuple[str, np.ndarray]], out: str | Path, title: str = "",
            legend: list[tuple[str, np.ndarray]] | None = None, point_size: float | None = None) -> Path:
-    """Save ``panels`` (title, (N, 3) colours) as columns, a top and an oblique view each, to ``out`` (PNG)."""
+    """Save ``panels`` (title, (N, 3) colours) as columns, a top and an oblique view each, to ``out`` (PNG),
+    with ``legend`` (name, colour; most frequent first) in as many columns as it needs (``legend_layout``)."""
     from matplotlib.patches import Patch
 
     from lgseg.plots import pyplot, save_png
@@ -98,17 +117,26 @@ def render(coord: np.ndarray, panels: list[tuple[str, np.ndarray]], out: str | P
     coord = np.asarray(coord, dtype=np.float64)
     size = point_size or float(np.clip(60_000 / max(len(coord), 1), 0.3, 4.0))
     ncols = len(panels)
-    fig, axes = pyplot().subplots(2, ncols, figsize=(5.2 * ncols + (2.6 if legend else 0), 9.5), squeeze=False)
+    panels_width = 5.2 * ncols
+    fig, axes = pyplot().subplots(2, ncols, figsize=(panels_width, 9.5), squeeze=False)
     for j, (name, colors) in enumerate(panels):
         _draw(axes[0, j], coord, colors, "top", size)
         _draw(axes[1, j], coord, colors, "oblique", size)
         axes[0, j].set_title(f"{name}\nfrom above", fontsize=11)
         axes[1, j].set_title("oblique", fontsize=10)
+    legend_width = 0.0
     if legend:
-        handles = [Patch(color=c, label=n) for n, c in legend]
-        fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False, title="classes")
+        lines, columns = legend_layout(legend)
+        handles = [Patch(color=c, label=n) if c is not None else Patch(facecolor="none", edgecolor="none", label=n)
+                   for n, c in lines]
+        heading = f"{len(legend)} class{'es' if len(legend) > 1 else ''}, most points first"
+        box = fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False, ncols=columns,
+                         title=heading, title_fontsize=9, columnspacing=1.0)
+        # widen the figure by the legend's measured width (text sizes are in inches, not figure fractions)
+        legend_width = box.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi + 0.2
+        fig.set_figwidth(panels_width + legend_width)
     fig.suptitle(title, fontsize=13)
-    fig.tight_layout(rect=(0, 0, 1 - (2.6 / fig.get_figwidth() if legend else 0), 0.96))
+    fig.tight_layout(rect=(0, 0, 1 - legend_width / fig.get_figwidth(), 0.96))
     return save_png(fig, out, dpi=90)
 
 

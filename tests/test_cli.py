@@ -142,3 +142,123 @@ def test_preprocess_and_evaluate_never_import_torch(command, pipeline, tiny_raw,
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split()[-2:] == ["0", "False"], "torch was imported"
+
+
+# --- help texts ----------------------------------------------------------------------------------
+
+def subcommands():
+    import argparse
+
+    from lgseg.cli import build_parser
+
+    (choices,) = [a.choices for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return choices
+
+
+def test_top_level_help_lists_every_command_in_plain_text(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    assert "``" not in out and "language-grounded 3D semantic segmentation" in out
+    assert all(name in out for name in subcommands())
+
+
+@pytest.mark.parametrize("command", sorted(subcommands()))
+def test_every_option_has_a_help_text_and_shows_its_default(command, capsys, monkeypatch):
+    import argparse
+
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option: defaults are not wrapped apart
+    parser = subcommands()[command]
+    assert parser.description, f"lgseg {command} -h has no description"
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        name = "/".join(action.option_strings) or action.dest
+        assert action.help and action.help.strip(), f"lgseg {command} {name}: no help text"
+        if action.default is not None and action.default is not False and "default" not in action.help:
+            assert f"(default: {action.default})" in out, f"lgseg {command} {name}: default not shown"
+
+
+def test_help_shows_the_pipeline_paths(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")
+    shown = {}
+    for command in ("render", "export-ply", "query", "predict"):
+        with pytest.raises(SystemExit):
+            main([command, "-h"])
+        shown[command] = capsys.readouterr().out
+    assert all("(default: data/processed)" in shown[c] for c in shown)
+    assert "(default: data/raw)" in shown["export-ply"] and "(default: data/raw)" in shown["query"]
+    assert "(default: models/pretrain.pt)" in shown["query"]
+
+
+# --- missing inputs: where the command looked, that it is not there, what makes it ----------------
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, f"not one line: {err!r}"
+    return err
+
+
+def test_export_ply_without_the_raw_folder_refuses_and_writes_nothing(pipeline, tmp_path, capsys):
+    scene = sorted((pipeline / "gt").glob("*.txt"))[0].stem
+    common = ["export-ply", "--scene", scene, "--processed", str(pipeline / "processed")]
+    nowhere = tmp_path / "nonexistent"
+    assert main([*common, "--raw", str(nowhere), "--out", str(tmp_path / "s.ply")]) == 1
+    err = one_line_error(capsys)
+    assert f"{nowhere}: the raw ScanNet folder" in err and "does not exist" in err
+    assert "dvc repro download" in err and "--points-only" in err
+    assert not (tmp_path / "s.ply").exists()
+    # a raw folder without this scene: refused too
+    assert main([*common, "--raw", str(pipeline / "raw" / "scans"), "--out", str(tmp_path / "s.ply")]) == 1
+    assert "scene folder not found" in one_line_error(capsys) and not (tmp_path / "s.ply").exists()
+    # the vertices alone, when asked for
+    assert main([*common, "--raw", str(nowhere), "--points-only", "--out", str(tmp_path / "p.ply")]) == 0
+    assert "0 faces" in capsys.readouterr().out and (tmp_path / "p.ply").is_file()
+
+
+@pytest.mark.parametrize("command", [
+    ["render", "--scene", "scene0011_00", "--out", "x.png"],
+    ["export-ply", "--scene", "scene0011_00", "--out", "x.ply"],
+    ["query", "--scene", "scene0011_00", "--text", "wall", "--out", "x.png"],
+    ["predict", "--checkpoint", "models/finetune.pt", "--out", "pred"],
+])
+def test_outside_the_repo_root_the_error_says_where_it_looked(command, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(command) == 1
+    err = one_line_error(capsys)
+    assert f"{tmp_path / 'data' / 'processed'}: the preprocessed-scene folder does not exist" in err
+    assert f"current folder {tmp_path}" in err and "dvc repro preprocess" in err
+    assert "--data DIR" in err if command[0] == "predict" else "--processed DIR" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_scene_names_the_absolute_folder(pipeline, monkeypatch, capsys):
+    monkeypatch.chdir(pipeline)
+    assert main(["render", "--scene", "scene9999_00", "--processed", "processed", "--out", "x.png"]) == 1
+    assert f"{pipeline / 'processed'}: no preprocessed scene 'scene9999_00'" in capsys.readouterr().err
+
+
+def test_check_params_outside_the_repo_root(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["check-params"]) == 1
+    err = one_line_error(capsys)
+    assert f"{tmp_path / 'params.yaml'}: the params file does not exist" in err and "repo root" in err
+
+
+def test_query_checks_its_inputs_before_running_a_model(pipeline, tmp_path, monkeypatch, capsys):
+    scene = sorted((pipeline / "gt").glob("*.txt"))[0].stem
+    monkeypatch.chdir(tmp_path)
+    common = ["query", "--scene", scene, "--processed", str(pipeline / "processed"), "--text", "wall",
+              "--out", "q.png"]
+    assert main([*common, "--ply", "q.ply", "--raw", "nowhere"]) == 1
+    assert f"{tmp_path / 'nowhere'}: the raw ScanNet folder" in one_line_error(capsys)
+    assert main(common) == 1
+    err = one_line_error(capsys)
+    assert f"{tmp_path / 'models' / 'pretrain.pt'}: the language-grounded backbone" in err
+    assert "dvc repro pretrain" in err and list(tmp_path.iterdir()) == []

@@ -47,7 +47,8 @@ CLIP_DIMS: dict[str, int] = {
 _INSTALL_HINT = "pip install ftfy regex && pip install --no-deps openai-clip==1.0.1"
 
 
-def _package_dir() -> Path:
+def clip_package_dir() -> Path:
+    """The installed openai-clip package's folder (found without importing it)."""
     spec = importlib.util.find_spec("clip")
     if spec is None or not spec.submodule_search_locations:
         raise LgsegError(f"the CLIP text encoder needs the openai-clip package: {_INSTALL_HINT}")
@@ -57,7 +58,7 @@ def _package_dir() -> Path:
 @functools.cache
 def _clip_module(name: str) -> ModuleType:
     """Load ``clip/<name>.py`` alone (registered in sys.modules so inspect/jit can find its source)."""
-    path = _package_dir() / f"{name}.py"
+    path = clip_package_dir() / f"{name}.py"
     mod_name = f"lgseg_clip_{name}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
     if spec is None or spec.loader is None:
@@ -125,8 +126,8 @@ def default_weights_path(model_name: str) -> Path:
 def _how_to_get(model_name: str) -> str:
     file = CLIP_FILES[model_name]
     return (
-        f"On a machine with internet run `python -c \"import clip; clip.load('{model_name}')\"`, "
-        f"which writes {CLIP_CACHE}/{file}; copy that file to this machine into {CLIP_CACHE}/, "
+        f"Run `lgseg download-clip {model_name}` on a machine with internet: it writes {CLIP_CACHE}/{file} "
+        f"and checks its SHA-256; on a machine without, copy that file from one into {CLIP_CACHE}/, "
         f"or set text.clip_weights in params.yaml to its path"
     )
 
@@ -157,8 +158,7 @@ def load_clip_weights(model_name: str, weights_path: str | Path | None = None) -
     """The state dict of CLIP ``model_name`` from ``weights_path`` or ``~/.cache/clip/<file>``.
 
     Offline only: when no file exists this raises an LgsegError saying where to put one and how
-    to get it (``clip.load`` on a machine with internet). Downloading is deliberately left to
-    ``clip.load`` itself, which could not be tested here.
+    to get it (``lgseg download-clip``, ``lgseg.text.download``, on a machine with internet).
     """
     if model_name not in CLIP_FILES:
         raise LgsegError(f"unknown CLIP model {model_name!r}; known: {', '.join(CLIP_FILES)}")
@@ -166,8 +166,8 @@ def load_clip_weights(model_name: str, weights_path: str | Path | None = None) -
         path = default_weights_path(model_name)
         if not path.is_file():
             raise LgsegError(f"CLIP {model_name} weights not found at {path} "
-                             f"({CLIP_CACHE}/{CLIP_FILES[model_name]}); lgseg runs offline and does not "
-                             f"download them. {_how_to_get(model_name)}")
+                             f"({CLIP_CACHE}/{CLIP_FILES[model_name]}); training and queries do not download "
+                             f"them. {_how_to_get(model_name)}")
     else:
         path = Path(os.path.expanduser(str(weights_path)))
         if not path.is_file():

@@ -112,7 +112,7 @@ def test_missing_weights_say_where_and_how(tmp_path, monkeypatch):
     msg = str(e.value)
     assert "~/.cache/clip/ViT-B-32.pt" in msg and "text.clip_weights" in msg
     assert str(tmp_path / ".cache" / "clip" / "ViT-B-32.pt") in msg
-    assert "clip.load('ViT-B/32')" in msg
+    assert "lgseg download-clip ViT-B/32" in msg
     with pytest.raises(LgsegError, match="RN50.pt"):
         load_clip_weights("RN50")
     with pytest.raises(LgsegError, match=r"nowhere\.pt.*does not exist"):
