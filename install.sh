@@ -37,7 +37,11 @@ fi
 
 want=$( (cat install.sh requirements.txt constraints.txt pyproject.toml; echo "${SPCONV[*]} ${TORCH_INDEX[*]}") \
         | sha256sum | cut -d' ' -f1)
+# `dvc plots show`'s page template with Vega inlined (.dvc/plots/page.html, git-ignored), so the
+# page draws offline; written on every run (a fresh clone has none), from the pinned package.
+plots_page() { "$VENV/bin/python" stages/plots_page.py; }
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  plots_page
   echo "install.sh: .venv is up to date"; exit 0
 fi
 
@@ -70,5 +74,6 @@ fi
 pip_quiet install -q --no-deps openai-clip==1.0.1
 
 pip_quiet install -q -c constraints.txt --no-deps -e .
+plots_page
 echo "$want" > "$STAMP"
 echo "install.sh: done"

@@ -65,15 +65,16 @@ def _synth(a: argparse.Namespace) -> None:
 
 def _preprocess(a: argparse.Namespace) -> None:
     from lgseg.data.instances import resolve_classes
-    from lgseg.prepare import prepare
+    from lgseg.prepare import prepare, prepare_processed
 
     try:
         classes = resolve_classes(a.bank_classes.split(",") if "," in a.bank_classes else a.bank_classes)
     except ValueError as e:
         raise LgsegError(f"--bank-classes: {e}") from None
     annotation = {"fraction": a.annotated, "rule": a.annotation_rule, "seed": a.seed}
-    done = prepare(a.raw, a.out, workers=a.workers, keep_going=a.keep_going, annotation=annotation,
-                   bank=a.bank, bank_classes=classes)
+    run, src = (prepare, a.raw) if a.raw is not None else (prepare_processed, a.from_processed)
+    done = run(src, a.out, workers=a.workers, keep_going=a.keep_going, annotation=annotation,
+               bank=a.bank, bank_classes=classes)
     print(f"preprocessed {len(done.report.done)} scene(s) into {a.out}")
     if done.bank is not None:
         meta = done.bank
@@ -86,7 +87,7 @@ def _queue(a: argparse.Namespace) -> None:
     from lgseg.report import EXPERIMENTS, queue
 
     for which in (EXPERIMENTS if a.which == "all" else [a.which]):
-        names = queue(which)
+        names = queue(which, seeds=a.seeds)
         print(f"queued {which}: {', '.join(names)}")
     if a.start:
         subprocess.run([sys.executable, "-m", "dvc", "queue", "start"], check=True)
@@ -267,8 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, help="processes writing scenes in parallel")
     s.set_defaults(func=_synth)
 
-    s = command("preprocess", "raw ScanNet (scans/ + labels tsv) -> per-scene arrays")
-    s.add_argument("--raw", type=Path, required=True, help="folder holding scans/ and the labels tsv")
+    s = command("preprocess", "raw ScanNet (scans/ + labels tsv), or a Pointcept-layout folder -> per-scene arrays")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--raw", type=Path, help="folder holding scans/ and the labels tsv")
+    src.add_argument("--from-processed", type=Path, metavar="DIR",
+                     help="a folder already in Pointcept's ScanNet200 layout (<split>/<scene>/*.npy): checked and "
+                          "copied, with the stats.json lgseg needs")
     s.add_argument("--out", type=Path, required=True,
                    help="folder to write: <split>/<scene>/*.npy and stats.json (the pipeline's is data/processed)")
     s.add_argument("--workers", type=int, default=1, help="processes preprocessing scenes in parallel")
@@ -366,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("queue", "queue the DVC experiments of the paper's Table 1 or Fig. 5")
     s.add_argument("which", choices=["table1", "fig5", "all"], help="which experiments")
     s.add_argument("--start", action="store_true", help="also start the queue (dvc queue start)")
+    s.add_argument("--seeds", type=int, default=None,
+                   help="queue each row N times, pretrain.seed and finetune.seed = 42, 43, ... (named <row>-s<seed>); "
+                        "default: once, with params.yaml's seeds")
     s.set_defaults(func=_queue)
 
     s = command("report", "Table 1 and Fig. 5 (Markdown + PNG) from the DVC experiments")

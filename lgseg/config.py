@@ -64,8 +64,27 @@ def loss_cfg(section: Mapping[str, Any]) -> dict:
 
 
 def contrastive_cfg(section: Mapping[str, Any]) -> dict:
-    """``pretrain.contrastive`` (the options of the one pretraining loss) as a ``LOSSES`` cfg."""
+    """``pretrain.contrastive`` (the language-grounded loss's options) as a ``LOSSES`` cfg."""
     return {**section, "type": "contrastive"}
+
+
+# pretrain.objective -> (its options' section in pretrain, the LOSSES type)
+PRETRAIN_OBJECTIVES: dict[str, tuple[str, str]] = {
+    "language": ("contrastive", "contrastive"),  # the paper's method: features towards text anchors
+    "supcon": ("supcon", "supcon"),  # Table 1's SupCon baseline: same voxels, no text
+}
+
+
+def pretrain_loss_cfg(cfg: Mapping[str, Any]) -> dict:
+    """The pretraining loss as a ``LOSSES`` cfg: ``pretrain.objective`` (default ``language``) picks
+    the section (``pretrain.contrastive`` or ``pretrain.supcon``); the other section is not read."""
+    objective = cfg.get("objective", "language")
+    if objective not in PRETRAIN_OBJECTIVES:
+        raise ValueError(f"pretrain.objective must be one of {', '.join(PRETRAIN_OBJECTIVES)}, not {objective!r}")
+    section, kind = PRETRAIN_OBJECTIVES[objective]
+    if section not in cfg:
+        raise ValueError(f"pretrain.objective is {objective} but pretrain.{section} is missing")
+    return {**cfg[section], "type": kind}
 
 
 # params.yaml ``text`` keys -> encoder argument, per encoder; the other encoders' keys are ignored so

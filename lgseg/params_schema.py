@@ -157,7 +157,8 @@ ModelName = _choice(*MODEL_NAMES)
 Rule = _choice("paper", "reference")
 
 Scenes = _checked(int, "an integer in 1..10000", Field(ge=1, le=10000))
-Source = _choice("synthetic", "scannet")
+SOURCES = ("synthetic", "scannet", "processed")  # data.source: what the download stage starts from
+Source = _choice(*SOURCES)
 VoxelPoint = _choice("random", "first")
 CropPoints = _integer(0, "an integer >= 0 (0: whole scenes)")
 ElasticParams = _checked(list[list[float]], "a list of [granularity > 0, magnitude >= 0] pairs",
@@ -177,6 +178,9 @@ Betas = _checked(list[float], "a [beta1, beta2] pair of numbers in [0, 1)", Fiel
                  AfterValidator(_betas))
 Milestones = _checked(list[int], "a list of epochs (integers >= 1)", AfterValidator(_epochs))
 ContrastiveForm = _choice("reference", "paper")
+PretrainObjective = _choice("language", "supcon")
+SupConSampling = _choice("uniform", "balanced")
+SupConSamples = _integer(2)
 FinetuneInit = _choice("pretrained", "scratch")
 LossType = _checked(Literal[FINETUNE_LOSSES], "one of " + ", ".join(FINETUNE_LOSSES),
                     BeforeValidator(_not_pretraining_loss))
@@ -200,14 +204,30 @@ class _Section(BaseModel):
 
 # ---- sections, in params.yaml's order ----
 
+class SyntheticObjects(_Section):  # objects per room of each scene split
+    train: PositiveInt
+    val: PositiveInt
+    test: PositiveInt
+
+
+class SyntheticMinimum(_Section):  # guaranteed train instances of every class of each class split
+    head: Count
+    common: Count
+    tail: Count
+
+
 class Synthetic(_Section):
     scenes: Scenes
     seed: Seed
+    objects: SyntheticObjects
+    train_min: SyntheticMinimum
+    val_min: Count
 
 
 class Data(_Section):
     source: Source = ref("scannet")
     scannet_root: PathText
+    processed_root: PathText
     synthetic: Synthetic
     workers: PositiveInt
     voxel_size: Positive = ref("0.02 m")
@@ -315,6 +335,12 @@ class Contrastive(_Section):
     form: ContrastiveForm = ref("reference")
 
 
+class SupCon(_Section):
+    temperature: Positive = ref("not given (Khosla et al.: 0.1)")
+    samples: SupConSamples = ref("5 positives + 5 negatives per point")
+    sampling: SupConSampling
+
+
 class _Training(_Section):
     epochs: PositiveInt = ref("400")
     batch_size: PositiveInt
@@ -328,6 +354,8 @@ class Pretrain(_Training):
     model: ModelName = ref("Res16UNet34D")
     max_points: MaxPoints = ref("1400000")
     holdout: ClassNames
+    objective: PretrainObjective = ref("language (Ours); supcon: Table 1's SupCon row")
+    supcon: SupCon
     contrastive: Contrastive
 
 
@@ -391,7 +419,17 @@ def params_problems(params: Any) -> list[str]:
     try:
         Params.model_validate(params)
     except ValidationError as e:
-        return [_describe(err) for err in e.errors(include_url=False)]
+        return [_describe(err) for err in e.errors(include_url=False)] + _between_keys(params)
+    return _between_keys(params)
+
+
+def _between_keys(params: dict) -> list[str]:
+    """Problems no key shows alone: a data.source whose folder key is empty."""
+    data = params.get("data")
+    root = data.get("processed_root") if isinstance(data, dict) else None
+    if isinstance(root, str) and not root.strip() and data.get("source") == "processed":
+        return ["data.processed_root: empty, but data.source is 'processed'; expected the folder Pointcept's "
+                "ScanNet200 preprocessing wrote (train/, val/ of <scene>/coord.npy, ...)"]
     return []
 
 

@@ -1,6 +1,8 @@
 """Preprocessing as both the preprocess stage and ``lgseg preprocess`` run it: raw ScanNet ->
 processed scenes and stats.json (``lgseg.scannet.preprocess``), then, when asked, the instance bank
-of the train scenes (``lgseg.data.instances``), and a summary of the result.
+of the train scenes (``lgseg.data.instances``), and a summary of the result. ``prepare_processed``
+starts instead from a folder already in the processed layout (Pointcept's own preprocessing), and
+``ground_truth_from_processed`` writes the benchmark's ground truth from such a folder's labels.
 
 Torch is never imported here: the bank's module is imported only when a bank is written.
 """
@@ -11,8 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lgseg.scannet.preprocess import PreprocessReport, preprocess
-from lgseg.scene_io import read_stats
+from tqdm import tqdm
+
+from lgseg.evaluation.benchmark import write_benchmark_file
+from lgseg.scannet.constants import index_to_raw
+from lgseg.scannet.preprocess import PreprocessReport, import_processed, preprocess
+from lgseg.scannet.splits import scene_folders, scene_path
+from lgseg.scene_io import read_array, read_stats, split_dir
 
 
 @dataclass
@@ -27,12 +34,41 @@ def prepare(raw: str | Path, out: str | Path, *, workers: int = 1, keep_going: b
     """Preprocess every listed scene of ``raw`` into ``out``; with ``bank``, also export the instances
     of ``bank_classes`` (class indices) found in the train scenes there."""
     report = preprocess(raw, out, workers=workers, keep_going=keep_going, annotation=annotation, progress=progress)
-    meta = None
-    if bank is not None:
-        from lgseg.data.instances import export_instance_bank
+    return Prepared(report, _bank(out, bank, bank_classes, progress))
 
-        meta = export_instance_bank(out, bank, bank_classes, progress=progress)
-    return Prepared(report, meta)
+
+def prepare_processed(src: str | Path, out: str | Path, *, workers: int = 1, keep_going: bool = False,
+                      annotation: dict | None = None, bank: str | Path | None = None,
+                      bank_classes: Sequence[int] = (), progress: bool = True) -> Prepared:
+    """``prepare`` from ``src``, a folder in the processed layout (Pointcept's ScanNet200 preprocessing,
+    int64 or int16 labels): its scenes checked and copied into ``out`` with the stats.json lgseg
+    needs, limited annotations and the instance bank as ``prepare`` makes them."""
+    report = import_processed(src, out, workers=workers, keep_going=keep_going, annotation=annotation,
+                              progress=progress)
+    return Prepared(report, _bank(out, bank, bank_classes, progress))
+
+
+def _bank(out: str | Path, bank: str | Path | None, classes: Sequence[int], progress: bool) -> dict | None:
+    if bank is None:
+        return None
+    from lgseg.data.instances import export_instance_bank  # torch: only when a bank is written
+
+    return export_instance_bank(out, bank, classes, progress=progress)
+
+
+def ground_truth_from_processed(processed: str | Path, out: str | Path, split: str = "val",
+                                progress: bool = True) -> int:
+    """``<out>/<scene>.txt`` in the benchmark's format for every scene of ``processed/<split>``: each
+    vertex's class index as its raw ScanNet id (one of the 200 valid ids; 0 for ignore), what
+    ``lgseg.evaluation.ground_truth.export_ground_truth`` writes from raw scans. Returns #scenes."""
+    if split == "test":
+        raise ValueError("test scenes have no public annotations; export train or val")
+    folder = split_dir(processed, split)
+    scenes = scene_folders(folder)
+    for scene in tqdm(scenes, desc=f"export-gt {split}", unit="scene", disable=not progress):
+        segment = read_array(folder / scene, "segment200", scene)
+        write_benchmark_file(scene_path(out, scene, ".txt"), index_to_raw(segment))
+    return len(scenes)
 
 
 def summary(out: str | Path, bank: dict | None = None) -> dict:

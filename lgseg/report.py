@@ -1,14 +1,24 @@
 """The paper's Table 1 and Fig. 5 as named DVC experiments, and the report that lays them out.
 
-``lgseg queue table1|fig5`` queues the experiments (``dvc exp run --queue -n <name> -S ...``);
+``lgseg queue table1|fig5 [--seeds N]`` queues the experiments (``dvc exp run --queue -n <name> -S ...``);
 ``dvc queue start`` runs them; ``lgseg report`` reads ``dvc exp show --json --all-commits`` and writes
 ``reports/table1.{md,png}`` and ``reports/fig5.{md,png}``: mIoU / precision / recall over head /
 common / tail / all, the paper's numbers beside ours.
+
+Seeds: ``--seeds N`` queues every row N times, ``<row>-s<seed>`` with ``pretrain.seed`` and
+``finetune.seed`` set to seed = 42, 43, ... (42: params.yaml's); without it a row runs once under its
+bare name with params.yaml's seeds. The report pools a row's runs (its bare name and its ``-s<seed>``
+names; two runs with the same seeds count once, the newest) and prints mean ± sample std (n - 1) per
+cell. A row differs from Scratch beyond the seeds' spread (▲ higher, ▼ lower) where both have at least
+2 runs and |mean difference| > std(row) + std(Scratch): a plain rule on the spread, not a significance
+test.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import statistics
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -29,6 +39,8 @@ PAPER_TABLE1 = {
                    "recall": (59.64, 24.66, 19.25, 34.52)},
     "C-Focal": {"miou": (48.10, 20.28, 9.38, 25.86), "precision": (68.10, 65.64, 47.43, 60.39),
                 "recall": (60.08, 26.28, 19.14, 35.48)},
+    "SupCon": {"miou": (48.55, 19.17, 10.34, 26.02), "precision": (69.52, 65.42, 40.62, 58.52),
+               "recall": (60.27, 26.28, 19.14, 35.23)},
     "Ours (CLIP only)": {"miou": (50.39, 22.84, 10.10, 27.73), "precision": (71.64, 69.72, 44.47, 61.94),
                          "recall": (62.20, 29.37, 17.35, 36.16)},
     "Ours": {"miou": (51.51, 22.68, 12.41, 28.87), "precision": (72.72, 66.69, 58.30, 65.90),
@@ -44,33 +56,131 @@ class Row:
 
 
 SCRATCH = {"finetune.init": "scratch", "loss.type": "ce", "instance_sampling.enabled": False}
-OURS = {"finetune.init": "pretrained", "loss.type": "cb_focal", "instance_sampling.enabled": True}
+OURS = {"pretrain.objective": "language", "finetune.init": "pretrained", "loss.type": "cb_focal",
+        "instance_sampling.enabled": True}
+CLIP_ONLY = {"pretrain.objective": "language", "finetune.init": "pretrained", "loss.type": "ce",
+             "instance_sampling.enabled": False}
 TABLE1 = (
     Row("t1-scratch", "Scratch", SCRATCH),
     Row("t1-ins-samp", "Ins. samp.", {**SCRATCH, "instance_sampling.enabled": True}),
     Row("t1-c-focal", "C-Focal", {**SCRATCH, "loss.type": "cb_focal"}),
-    Row("t1-clip-only", "Ours (CLIP only)", {"finetune.init": "pretrained", "loss.type": "ce",
-                                            "instance_sampling.enabled": False}),
+    # supervised contrastive pretraining on the same voxels, no text; fine-tuned as "CLIP only" is
+    Row("t1-supcon", "SupCon", {**CLIP_ONLY, "pretrain.objective": "supcon"}),
+    Row("t1-clip-only", "Ours (CLIP only)", CLIP_ONLY),
     Row("t1-ours", "Ours", OURS),
 )
+BASELINE, METHOD = "Scratch", "Ours"  # the comparison the report spells out
 FRACTIONS = (0.05, 0.1, 0.5)  # Fig. 5's limited settings; 100 % is Table 1's row
 FIG5_METHODS = (("Scratch", SCRATCH, "t1-scratch"), ("Ours", OURS, "t1-ours"))
 FIG5 = tuple(Row(f"f5-{label.lower()}-{round(f * 100)}", label, {**o, "annotation.fraction": f})
              for label, o, _ in FIG5_METHODS for f in FRACTIONS)
 EXPERIMENTS = {"table1": TABLE1, "fig5": FIG5}
 
+BASE_SEED = 42  # params.yaml's pretrain.seed and finetune.seed
+SEED_KEYS = ("pretrain.seed", "finetune.seed")
+
+
+def seed_values(n: int) -> tuple[int, ...]:
+    """The seeds of ``--seeds n``: 42, 43, ..., 42 + n - 1."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise LgsegError(f"--seeds must be an integer >= 1, not {n!r}")
+    return tuple(BASE_SEED + i for i in range(n))
+
+
+def with_seeds(rows, seeds: int | None) -> tuple[Row, ...]:
+    """``rows`` once each (``seeds`` None: params.yaml's seeds, the bare names), or ``seeds`` times:
+    ``<name>-s<seed>`` with pretrain.seed and finetune.seed set, seed by seed (the first seed's
+    table is complete before the second seed's runs start)."""
+    if seeds is None:
+        return tuple(rows)
+    return tuple(Row(f"{r.name}-s{s}", r.label, {**r.overrides, **dict.fromkeys(SEED_KEYS, s)})
+                 for s in seed_values(seeds) for r in rows)
+
+
+# ---- a row's runs and their statistics ------------------------------------------------------------
+
+def _param(params: dict, dotted: str):
+    for key in dotted.split("."):
+        if not isinstance(params, dict):
+            return None
+        params = params.get(key)
+    return params
+
+
+def runs_of(results: dict, name: str) -> list[dict]:
+    """The finished runs of experiment ``name``: ``name`` itself and ``name-s<seed>``. Runs with the
+    same seeds (params' pretrain.seed and finetune.seed) are one configuration: the newest counts."""
+    pattern = re.compile(re.escape(name) + r"(-s\d+)?")
+    by_seed: dict = {}
+    for exp, r in sorted(results.items()):
+        if not pattern.fullmatch(exp):
+            continue
+        seeds = tuple(_param(r.get("params") or {}, k) for k in SEED_KEYS)
+        key = seeds if None not in seeds else exp
+        if key not in by_seed or str(r.get("timestamp") or "") > str(by_seed[key].get("timestamp") or ""):
+            by_seed[key] = r
+    return list(by_seed.values())
+
+
+@dataclass(frozen=True)
+class Stat:
+    values: tuple[float, ...]  # the runs' defined values
+    runs: int  # the runs, with or without a defined value
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation (n - 1); None below 2 values."""
+        return statistics.stdev(self.values) if self.n >= 2 else None
+
 
 def _value(metrics: dict, split: str, metric: str) -> float | None:
     return (metrics.get(split) or {}).get(metric)
 
 
-def _cell(ours: float | None, paper: float | None) -> str:
-    o = "–" if ours is None else f"{ours:.1f}"
-    return o if paper is None else f"{o} ({paper:.1f})"
+def stat(runs: list[dict], split: str, metric: str) -> Stat:
+    values = (_value(r.get("metrics") or {}, split, metric) for r in runs)
+    return Stat(tuple(float(v) for v in values if v is not None), len(runs))
 
 
-def _data_note(results: dict, names) -> str:
-    sources = {str(((results[n]["params"].get("data") or {}).get("source"))) for n in names if n in results}
+def beyond_spread(a: Stat, b: Stat) -> int:
+    """+1 / -1 where ``a``'s mean is above / below ``b``'s by more than std(a) + std(b), both with at
+    least 2 values; else 0 (no spread to judge by, or within it)."""
+    if a.n < 2 or b.n < 2:
+        return 0
+    diff = a.mean - b.mean
+    return (diff > 0) - (diff < 0) if abs(diff) > a.std + b.std else 0
+
+
+MARKS = {1: " ▲", -1: " ▼", 0: ""}
+
+
+def _format(st: Stat) -> str:
+    if st.n == 0:
+        return "–"
+    text = f"{st.mean:.1f}" if st.n == 1 else f"{st.mean:.1f} ± {st.std:.1f}"
+    return text + ("†" if st.n < st.runs else "")
+
+
+def _cell(st: Stat, paper: float | None, mark: int = 0) -> str:
+    text = _format(st) + MARKS[mark]
+    return text if paper is None else f"{text} ({paper:.1f})"
+
+
+def _seeds_text(runs: list[dict]) -> str:
+    seeds = sorted({s for r in runs if (s := _param(r.get("params") or {}, "finetune.seed")) is not None})
+    return f"{len(runs)}" + (f" ({', '.join(map(str, seeds))})" if seeds and len(runs) > 1 else "")
+
+
+def _data_note(runs: list[dict]) -> str:
+    sources = {str(((r.get("params") or {}).get("data") or {}).get("source")) for r in runs}
     if not sources:
         return "No results yet."
     if sources == {"synthetic"}:
@@ -81,34 +191,97 @@ def _data_note(results: dict, names) -> str:
     return f"Ours: data sources {sorted(sources)}."
 
 
+def _comparison(runs: dict) -> str:
+    """One sentence: where ``METHOD`` differs from ``BASELINE`` beyond the seeds' spread."""
+    method, base = (next(r.name for r in TABLE1 if r.label == lab) for lab in (METHOD, BASELINE))
+    n_m, n_b = len(runs[method]), len(runs[base])
+    head = f"{METHOD} vs {BASELINE} ({n_m} and {n_b} runs)"
+    if n_m < 2 or n_b < 2:
+        return (f"{head}: fewer than 2 runs on a side, so no spread to compare against "
+                f"(`lgseg queue table1 --seeds 3`); no cell is marked.")
+    found, cells = [], 0
+    for m in METRICS:
+        for s in SPLITS:
+            a, b = stat(runs[method], s, m), stat(runs[base], s, m)
+            if a.n and b.n:
+                cells += 1
+            if beyond_spread(a, b):
+                found.append(f"{METRIC_TITLES[m]} {s} {a.mean - b.mean:+.1f}")
+    if not found:
+        return f"{head}: no difference beyond the seeds' spread in any of the {cells} cells."
+    return (f"{head}: beyond the seeds' spread in {len(found)} of {cells} cells: {', '.join(found)}; "
+            f"the other cells are within it.")
+
+
+def table_runs(results: dict) -> dict[str, list[dict]]:
+    """Each Table 1 row's runs, by the row's experiment name."""
+    return {row.name: runs_of(results, row.name) for row in TABLE1}
+
+
 def table1_markdown(results: dict) -> str:
-    head = ("| Method | " + " | ".join(f"{METRIC_TITLES[m]} {s}" for m in METRICS for s in SPLITS) + " |")
+    runs = table_runs(results)
+    base = runs[next(r.name for r in TABLE1 if r.label == BASELINE)]
+    head = ("| Method | runs | " + " | ".join(f"{METRIC_TITLES[m]} {s}" for m in METRICS for s in SPLITS) + " |")
     lines = ["# Table 1: ScanNet200 semantic segmentation, ours (paper)", "", head,
-             "|---|" + "---|" * (len(METRICS) * len(SPLITS))]
+             "|---|---|" + "---|" * (len(METRICS) * len(SPLITS))]
     for row in TABLE1:
-        metrics = results.get(row.name, {}).get("metrics", {})
-        paper = PAPER_TABLE1[row.label]
-        cells = [_cell(_value(metrics, s, m), paper[m][i]) for m in METRICS for i, s in enumerate(SPLITS)]
-        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
-    missing = [r.name for r in TABLE1 if r.name not in results]
-    lines += ["", _data_note(results, [r.name for r in TABLE1]),
+        paper, mine = PAPER_TABLE1[row.label], runs[row.name]
+        cells = []
+        for m in METRICS:
+            for i, s in enumerate(SPLITS):
+                st = stat(mine, s, m)
+                mark = beyond_spread(st, stat(base, s, m)) if row.label != BASELINE else 0
+                cells.append(_cell(st, paper[m][i], mark))
+        lines.append(f"| {row.label} | {_seeds_text(mine)} | " + " | ".join(cells) + " |")
+    missing = [r.name for r in TABLE1 if not runs[r.name]]
+    lines += ["", _data_note([r for rs in runs.values() for r in rs]),
               "Paper: Rozenberszki et al., ECCV 2022, Table 1 (ScanNet200 val, Res16UNet34 backbones). "
-              "Cells: ours (paper), percent; `all` is the mean over classes with a defined score."]
+              "Cells: ours (paper), percent; ours is the mean ± sample standard deviation (n - 1) over the "
+              "row's runs (`runs`: how many, with their seeds), a single number for one run; † marks a "
+              "cell defined in fewer of the row's runs (a split without a defined score in a run); `all` "
+              "is the mean over classes with a defined score.",
+              f"▲ / ▼: above / below {BASELINE} by more than the sum of both rows' standard deviations "
+              "(both with at least 2 runs); a plain rule on the seeds' spread, not a significance test.",
+              "SupCon: supervised contrastive pretraining on the same voxels without text "
+              "(`pretrain.objective=supcon`), fine-tuned like Ours (CLIP only).",
+              _comparison(runs)]
     if missing:
-        lines.append(f"Not run yet: {', '.join(missing)} (`lgseg queue table1 && dvc queue start`).")
+        lines.append(f"Not run yet: {', '.join(missing)} (`lgseg queue table1 --seeds 3 && dvc queue start`).")
     return "\n".join(lines) + "\n"
 
 
-def fig5_markdown(results: dict) -> str:
-    lines = ["# Fig. 5: mIoU against the annotated fraction of train points", "",
-             "| Method | annotated | mIoU all | head | common | tail |", "|---|---|---|---|---|---|"]
+def _fig5_runs(results: dict) -> dict[tuple[str, float], list[dict]]:
+    """(method, annotated fraction) -> runs; 100 % is the method's Table 1 row."""
+    out = {}
     for label, _, full in FIG5_METHODS:
-        names = [(f, f"f5-{label.lower()}-{round(f * 100)}") for f in FRACTIONS] + [(1.0, full)]
-        for f, name in names:
-            m = results.get(name, {}).get("metrics", {})
-            cells = [_cell(_value(m, s, "miou"), None) for s in ("all", "head", "common", "tail")]
-            lines.append(f"| {label} | {f:.0%} | " + " | ".join(cells) + " |")
-    lines += ["", _data_note(results, [r.name for r in FIG5]),
+        for f in FRACTIONS:
+            out[label, f] = runs_of(results, f"f5-{label.lower()}-{round(f * 100)}")
+        out[label, 1.0] = runs_of(results, full)
+    return out
+
+
+def fig5_seeds_note(points: dict) -> str:
+    """What a Fig. 5 point is: ``one seed each``, or which points pool several runs."""
+    multi = sorted({f for (_, f), rs in points.items() if len(rs) > 1})
+    if not multi:
+        return "one seed each"
+    counts = sorted({len(rs) for rs in points.values() if len(rs) > 1})
+    runs = "/".join(map(str, counts))
+    where = ", ".join(f"{f:.0%}".replace("%", " %") for f in multi)
+    return f"one seed each, except {where}: mean ± std of {runs} seeds"
+
+
+def fig5_markdown(results: dict) -> str:
+    points = _fig5_runs(results)
+    lines = ["# Fig. 5: mIoU against the annotated fraction of train points", "",
+             "| Method | annotated | runs | mIoU all | head | common | tail |", "|---|---|---|---|---|---|---|"]
+    for label, _, _ in FIG5_METHODS:
+        for f in (*FRACTIONS, 1.0):
+            rs = points[label, f]
+            cells = [_cell(stat(rs, s, "miou"), None) for s in ("all", "head", "common", "tail")]
+            lines.append(f"| {label} | {f:.0%} | {_seeds_text(rs)} | " + " | ".join(cells) + " |")
+    lines += ["", _data_note([r for rs in points.values() for r in rs]),
+              f"Runs per point: {fig5_seeds_note(points)} (mean ± sample std where a point has several).",
               "The paper gives Fig. 5 as a plot without numbers; its text: with 5 % of the annotations "
               "the language-grounded pretraining recovers the fully supervised scratch model's mIoU and "
               "gains +8 tail mIoU over CSC."]
@@ -118,37 +291,54 @@ def fig5_markdown(results: dict) -> str:
 def table1_png(results: dict, path: str | Path) -> None:
     import numpy as np
 
-    fig, axes = pyplot().subplots(1, 3, figsize=(15, 4.2))
+    runs = table_runs(results)
+    base = runs[next(r.name for r in TABLE1 if r.label == BASELINE)]
+    fig, axes = pyplot().subplots(1, 3, figsize=(15, 4.4))
     width = 0.8 / len(TABLE1)
     x = np.arange(len(SPLITS))
     for ax, metric in zip(axes, METRICS, strict=True):
         for j, row in enumerate(TABLE1):
-            metrics = results.get(row.name, {}).get("metrics", {})
-            ours = [_value(metrics, s, metric) for s in SPLITS]
+            stats = [stat(runs[row.name], s, metric) for s in SPLITS]
+            mean = [np.nan if st.mean is None else st.mean for st in stats]
+            err = [0.0 if st.std is None else st.std for st in stats]
             pos = x - 0.4 + width * (j + 0.5)
-            ax.bar(pos, [np.nan if v is None else v for v in ours], width, label=row.label, color=f"C{j}")
+            ax.bar(pos, mean, width, yerr=err, capsize=2, error_kw={"elinewidth": 0.8},
+                   label=f"{row.label} (n={len(runs[row.name])})", color=f"C{j}")
             ax.scatter(pos, PAPER_TABLE1[row.label][metric], marker="_", s=120, color="black", zorder=3,
                        label="paper" if j == 0 else None)
+            if row.label != BASELINE:
+                for p, st, s in zip(pos, stats, SPLITS, strict=True):
+                    mark = beyond_spread(st, stat(base, s, metric))
+                    if mark:
+                        ax.text(p, st.mean + (st.std or 0) + 0.5, MARKS[mark].strip(), ha="center",
+                                va="bottom", fontsize=7, color=f"C{j}")
         ax.set_xticks(x, SPLITS)
         ax.set_title(METRIC_TITLES[metric])
         ax.set_ylabel("%")
     axes[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle("Table 1: bars ours, black ticks the paper's ScanNet200 numbers")
+    fig.suptitle("Table 1: bars ours (mean, error bars ± std over seeds; n = runs), black ticks the paper's "
+                 f"ScanNet200 numbers; ▲/▼: beyond the seeds' spread vs {BASELINE}")
     fig.tight_layout()
     save_png(fig, path)
 
 
 def fig5_png(results: dict, path: str | Path) -> None:
-    fig, ax = pyplot().subplots(figsize=(6, 4.2))
-    for j, (label, _, full) in enumerate(FIG5_METHODS):
-        pts = [(f, f"f5-{label.lower()}-{round(f * 100)}") for f in FRACTIONS] + [(1.0, full)]
-        xy = [(f * 100, _value(results[n]["metrics"], "all", "miou")) for f, n in pts if n in results]
-        xy = [(x, y) for x, y in xy if y is not None]
-        if xy:
-            ax.plot(*zip(*xy, strict=True), marker="o", color=f"C{j}", label=label)
+    points = _fig5_runs(results)
+    fig, ax = pyplot().subplots(figsize=(6, 4.4))
+    for j, (label, _, _) in enumerate(FIG5_METHODS):
+        xs, ys, errs = [], [], []
+        for f in (*FRACTIONS, 1.0):
+            st = stat(points[label, f], "all", "miou")
+            if st.mean is not None:
+                xs.append(f * 100)
+                ys.append(st.mean)
+                errs.append(st.std or 0.0)
+        if xs:
+            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color=f"C{j}", label=label)
     ax.set_xscale("log")
     ax.set_xticks([5, 10, 50, 100], ["5 %", "10 %", "50 %", "100 %"])
-    ax.set(xlabel="annotated train points", ylabel="mIoU (%)", title="Fig. 5: limited annotations")
+    ax.set(xlabel="annotated train points", ylabel="mIoU (%)")
+    ax.set_title(f"Fig. 5: limited annotations\n{fig5_seeds_note(points)}", fontsize=10)
     ax.legend()
     fig.tight_layout()
     save_png(fig, path)
@@ -185,9 +375,10 @@ def queue_command(row: Row) -> list[str]:
     return ["dvc", "exp", "run", "--queue", "-n", row.name, *[a for s in sets for a in ("-S", s)]]
 
 
-def queue(which: str, cwd: str | Path = ".") -> list[str]:
-    """Queue the experiments of ``which`` ('table1', 'fig5'); returns their names."""
-    rows = EXPERIMENTS[which]
+def queue(which: str, cwd: str | Path = ".", seeds: int | None = None) -> list[str]:
+    """Queue the experiments of ``which`` ('table1', 'fig5'), each ``seeds`` times when given
+    (``with_seeds``); returns their names."""
+    rows = with_seeds(EXPERIMENTS[which], seeds)
     for row in rows:
         r = _dvc(*queue_command(row)[1:], cwd=cwd)
         if r.returncode != 0:
@@ -204,7 +395,8 @@ def exp_show_json(cwd: str | Path = ".") -> list:
 
 
 def experiment_results(exp_show: list) -> dict[str, dict]:
-    """``{experiment name: {"metrics": evaluate.json, "params": params.yaml}}`` from ``dvc exp show --json``;
+    """``{experiment name: {"metrics": evaluate.json, "params": params.yaml, "timestamp": ...}}`` from
+    ``dvc exp show --json``;
     of experiments run again under one name (e.g. on a later commit) the newest counts. Queued, running
     and failed ones are left out: until an experiment finishes, DVC shows its baseline's metrics."""
     out, when = {}, {}
@@ -218,5 +410,5 @@ def experiment_results(exp_show: list) -> dict[str, dict]:
                 stamp = str(data.get("timestamp") or "")
                 if name and metrics and not rev.get("error") and stamp >= when.get(name, ""):
                     params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {}
-                    out[name], when[name] = {"metrics": metrics, "params": params}, stamp
+                    out[name], when[name] = {"metrics": metrics, "params": params, "timestamp": stamp}, stamp
     return out

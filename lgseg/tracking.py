@@ -1,20 +1,28 @@
 """MLflow tracking: one run per stage execution, grouped under one parent run per pipeline execution.
 
 The caller says who runs (a :class:`RunContext`: the stage, the group it belongs to, the commit, the
-repository root, the params it declares); this module knows MLflow only. Each stage run carries
-those params (flattened), per-epoch metrics with their step, the final metrics of its metric files
-and those files as artifacts, and tags for the stage, the commit and the group. The parent run
-(one per group and configuration) holds every param and each stage's final metrics as
-``<stage>/<key>``, so the MLflow UI lists the groups side by side.
+repository root, the params it declares, its metric and small files and those of the stages it reads
+from); this module knows MLflow only. Each stage run carries those params (flattened), per-epoch
+metrics with their step, the final metrics of its metric files, those files and PNGs of its plots
+as artifacts, and tags for the stage, the commit and the group. The parent run (one per group and
+configuration) holds every param and, from each stage run, the final metrics of that stage and of
+every stage upstream of it as ``<stage>/<key>`` (a stage DVC restored instead of running included:
+its files are done before a stage downstream starts), the headline numbers again as
+``_headline/<key>`` so that they sort first, and those stages' files and PNGs at the top of its
+artifacts, where MLflow's compare view finds them.
 
 The store is ``tracking.uri`` if set, else ``$MLFLOW_TRACKING_URI``, else ``mlflow.db`` (SQLite)
-at the context's root, so runs from copies of the repository land in one database. Tracking never
+at the context's root, so runs from copies of the repository land in one database. A SQLite
+store's artifacts go to ``mlartifacts/`` beside the database, found again at every run: the
+experiment's artifact location is ``mlflow-artifacts:/<id>``, which ``mlflow ui`` serves from
+``./mlartifacts`` (its default), so a moved or copied repository keeps its own. Tracking never
 stops training: if the store fails, one warning says so and the run goes on without it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import fcntl
 import hashlib
@@ -22,6 +30,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +40,28 @@ log = logging.getLogger("lgseg.tracking")
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
 # the tag holding the group's name: the README documents it as the filter for one DVC experiment
 GROUP_TAG = "dvc.exp_name"
+# the numbers a researcher compares first, logged on the parent run again under HEADLINE_PREFIX: the
+# underscore sorts before every stage's lower-case name, in the UI's lists and charts alike
+HEADLINE = {"evaluate": ("all.miou", "head.miou", "common.miou", "tail.miou", "all.precision", "all.recall")}
+HEADLINE_PREFIX = "_headline/"
+# the per-experiment choice of MLflow's UI between its GenAI and model-training views (the UI itself
+# sets it from the experiment page's kind selector); 3.17's UI, with its sidebar switch on, follows
+# that switch instead (see the README)
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+# a SQLite store's artifacts, beside the database: the folder `mlflow ui` serves mlflow-artifacts:/ from
+ARTIFACTS_DIR = "mlartifacts"
 # fail fast on an unreachable server instead of MLflow's default of minutes of retries
 _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                   "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+@dataclass(frozen=True)
+class StageFiles:
+    """A stage's files that tracking logs, relative to the working directory."""
+
+    stage: str
+    metrics: tuple[str, ...] = ()  # JSON metric files: final metrics, and artifacts
+    small: tuple[str, ...] = ()  # other small files (curves, per-class tables): artifacts, with PNGs of plots
 
 
 @dataclass(frozen=True)
@@ -47,6 +75,16 @@ class RunContext:
     commit: str | None = None
     source: str | None = None  # the script, tagged as mlflow.source.name
     params: tuple[str, ...] = ()  # the param keys the stage declares (``"train"``, ``"data.voxel_size"``)
+    metrics: tuple[str, ...] = ()  # this stage's metric files
+    small: tuple[str, ...] = ()  # this stage's small files
+    # the stages whose outputs this one reads, directly or not, in pipeline order: each ran or was
+    # restored before this one started, so their files as they stand belong to this pipeline execution
+    upstream: tuple[StageFiles, ...] = ()
+
+    @property
+    def pipeline(self) -> tuple[StageFiles, ...]:
+        """The upstream stages' files, then this stage's own."""
+        return (*self.upstream, StageFiles(self.stage, self.metrics, self.small))
 
 
 # ---- params and metrics as MLflow takes them ---------------------------------------------------
@@ -99,15 +137,35 @@ def read_final_metrics(metric_files) -> dict:
     return final
 
 
+def plot_name(csv_path) -> str:
+    """The PNG's name for what ``lgseg.plots.render_plot`` draws of the table (by its columns, as that
+    module recognises them); a run's curves keep the CSV's name (``finetune_curve``, ``finetune_val``)."""
+    from lgseg import plots
+
+    with open(csv_path, newline="") as f:
+        columns = set(next(csv.reader(f), []))
+    if {"iou", "split", "train_points"} <= columns:
+        return "long_tail_iou_vs_train_points.png"  # and the best/worst chart beside it, named by plots
+    if {"iou", "split"} <= columns:
+        return getattr(plots, "PER_CLASS_PNG", "per_class_iou.png")
+    if {"pair", "points"} <= columns:
+        return "most_confused_pairs.png"
+    return Path(csv_path).stem + ".png"
+
+
 def render_plot_pngs(plot_files, folder: Path) -> list[Path]:
-    """A PNG in ``folder`` of each CSV plot file that exists and has a known chart."""
+    """PNGs in ``folder`` of each CSV plot file that exists and has a known chart, named for what
+    they show (with any further PNG the chart writes beside it)."""
     from lgseg.plots import render_plot
 
     pngs = []
-    for path in plot_files:
-        png = Path(folder) / (Path(path).stem + ".png")
-        if Path(path).suffix == ".csv" and Path(path).is_file() and render_plot(path, png):
-            pngs.append(png)
+    for i, path in enumerate(plot_files):
+        if Path(path).suffix != ".csv" or not Path(path).is_file():
+            continue
+        own = Path(folder) / str(i)  # one folder per table: what appears there is its chart
+        own.mkdir(parents=True)
+        if render_plot(path, own / plot_name(path)):
+            pngs += sorted(own.glob("*.png"))
     return pngs
 
 
@@ -121,25 +179,67 @@ def _quiet_mlflow_logs() -> None:
         logging.getLogger(name).setLevel(level)
 
 
-def open_experiment(uri: str, name: str, root: Path):
+def open_experiment(uri: str, name: str):
     """``(client, experiment id)`` of MLflow experiment ``name`` in the store at ``uri``, created if
-    new; our own SQLite store keeps artifacts beside it under ``root`` (not in a copy's temp dir)."""
+    new and opening in the UI's model-training view; in a SQLite store its artifact location is made
+    relative to the database's folder (see :func:`artifacts_root`)."""
     from mlflow.tracking import MlflowClient
 
     _quiet_mlflow_logs()
     with _creation_lock(_sqlite_file(uri)):
         client = MlflowClient(uri)  # creates a new store's schema
         exp = client.get_experiment_by_name(name)
-        if exp is not None:
-            return client, exp.experiment_id
-        location = (root / "mlartifacts").as_uri() if uri.startswith("sqlite:///") else None
-        try:
-            return client, client.create_experiment(name, artifact_location=location)
-        except Exception:  # another process created it first
+        if exp is None:
+            try:
+                client.create_experiment(name, tags=dict([EXPERIMENT_KIND]))
+            except Exception:  # another process created it first
+                if client.get_experiment_by_name(name) is None:
+                    raise
             exp = client.get_experiment_by_name(name)
-            if exp is None:
-                raise
-            return client, exp.experiment_id
+        if _sqlite_file(uri) is not None and _is_local(exp.artifact_location):
+            _relocate_artifacts(uri, exp.experiment_id)
+        if EXPERIMENT_KIND[0] not in exp.tags:  # an older store's experiment; a kind set in the UI stays
+            client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
+        return client, exp.experiment_id
+
+
+def _is_local(location: str | None) -> bool:
+    """A folder on this machine (``file:`` or a bare path): the copy's that created it, maybe not ours."""
+    from urllib.parse import urlparse
+
+    return not location or urlparse(location).scheme in ("", "file")
+
+
+def _relocate_artifacts(uri: str, exp_id: str) -> None:
+    """Point experiment ``exp_id`` of a SQLite store at ``mlflow-artifacts:/<id>``: MLflow's API
+    cannot change an experiment's artifact location, and its own stores take a folder as an absolute
+    path (of the copy that created it). Runs logged before keep theirs."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(uri)
+    try:
+        with engine.begin() as db:
+            db.execute(sqlalchemy.text("UPDATE experiments SET artifact_location = :loc WHERE experiment_id = :id"),
+                       {"loc": f"mlflow-artifacts:/{exp_id}", "id": int(exp_id)})
+    finally:
+        engine.dispose()
+
+
+def artifacts_root(uri: str) -> Path | None:
+    """Where a SQLite store's ``mlflow-artifacts:`` URIs lead: ``mlartifacts/`` beside the database,
+    as ``mlflow ui`` started in that folder serves them (None for other stores: their client writes)."""
+    db = _sqlite_file(uri)
+    return db.resolve().parent / ARTIFACTS_DIR if db is not None else None
+
+
+def run_artifacts_dir(artifact_uri: str, uri: str) -> Path | None:
+    """The folder of a run's ``mlflow-artifacts:`` artifact URI in a SQLite store, else None."""
+    from urllib.parse import urlparse
+
+    root = artifacts_root(uri)
+    if root is None or not artifact_uri.startswith("mlflow-artifacts:"):
+        return None
+    return root / urlparse(artifact_uri).path.lstrip("/")
 
 
 def log_batch(client, run_id: str, metrics=(), params=()) -> None:
@@ -254,7 +354,7 @@ class NullTracker:
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None: ...
     def log_artifacts(self, paths, folder: str | None = None) -> None: ...
-    def log_outputs(self, metric_files, plot_files) -> None: ...
+    def log_outputs(self) -> None: ...
     def end(self, status: str) -> None: ...
 
 
@@ -269,6 +369,8 @@ class StageTracker(NullTracker):
         self.uri = tracking_uri(cfg, context.root)
         self.run_id = self.parent_id = None
         self._logged: set[str] = set()
+        self._step = 0  # the last epoch logged: the step of the final metrics
+        self._dirs: dict[str, Path | None] = {}  # run id -> its artifact folder, where we write it ourselves
         for k, v in _HTTP_DEFAULTS.items():
             os.environ.setdefault(k, v)
         self._safely(self._start, params, cfg.get("experiment") or "lgseg")
@@ -277,7 +379,7 @@ class StageTracker(NullTracker):
         from mlflow.entities import Param
 
         ctx = self.context
-        self.client, exp_id = open_experiment(self.uri, experiment, ctx.root)
+        self.client, exp_id = open_experiment(self.uri, experiment)
         reap_dead_runs(self.client, exp_id)
         tags = {"lgseg.pipeline": pipeline_key(ctx.group, params), GROUP_TAG: ctx.group,
                 "lgseg.host": socket.gethostname(), "lgseg.pid": str(os.getpid()),
@@ -314,35 +416,71 @@ class StageTracker(NullTracker):
         now = int(time.time() * 1000)
         values = numeric(flatten(metrics))
         self._logged.update(values)
+        self._step = max(self._step, step or 0)
         log_batch(self.client, self.run_id, metrics=[Metric(k, v, now, step or 0) for k, v in values.items()])
 
+    def _artifact(self, run_id: str, path, folder: str | None = None) -> None:
+        """One file into a run's artifacts: a SQLite store's into the folder its ``mlflow-artifacts:``
+        URI means from this store (MLflow's client resolves that scheme through a server only)."""
+        if run_id not in self._dirs:
+            self._dirs[run_id] = run_artifacts_dir(self.client.get_run(run_id).info.artifact_uri, self.uri)
+        if self._dirs[run_id] is None:
+            self.client.log_artifact(run_id, str(path), folder)
+            return
+        from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+        LocalArtifactRepository(str(self._dirs[run_id])).log_artifact(str(path), folder)
+
     def log_artifacts(self, paths, folder: str | None = None) -> None:
-        """Files as artifacts (in ``folder`` of the run's artifacts, if given)."""
+        """Files as artifacts of the stage run (in ``folder`` of its artifacts, if given)."""
         for p in paths:
             if Path(p).is_file():
-                self._safely(self.client.log_artifact, self.run_id, str(p), folder)
+                self._safely(self._artifact, self.run_id, p, folder)
 
-    def log_outputs(self, metric_files, plot_files) -> None:
-        """The stage's metric files as final metrics (here and on the parent) and as artifacts; its
-        other small files (curves, per-class table) as artifacts, with a PNG of each known plot."""
-        self._safely(self._log_outputs, list(metric_files), list(plot_files))
+    def log_outputs(self) -> None:
+        """The stage's metric files as final metrics and, with its small files and PNGs of its plots
+        (in ``plots/``), as artifacts; on the parent run the same of this stage and of every stage
+        upstream of it, all at the top of its artifacts."""
+        self._safely(self._log_outputs)
 
-    def _log_outputs(self, metric_files: list, plot_files: list) -> None:
+    def _log_outputs(self) -> None:
         import tempfile
         import time
 
         from mlflow.entities import Metric
 
-        now, final = int(time.time() * 1000), read_final_metrics(metric_files)
-        step = int(final.get("epochs", 0))
+        now = int(time.time() * 1000)
+        own = read_final_metrics(self.context.metrics)
         log_batch(self.client, self.run_id,
-                  metrics=[Metric(k, v, now, step) for k, v in final.items() if k not in self._logged])
-        log_batch(self.client, self.parent_id,
-                  metrics=[Metric(f"{self.stage}/{k}", v, now, 0) for k, v in final.items()])
-        self.log_artifacts(metric_files + plot_files)
+                  metrics=[Metric(k, v, now, self._step) for k, v in own.items() if k not in self._logged])
+        parent_has = self.client.get_run(self.parent_id).data.metrics
+        final = {}
+        for files in self.context.pipeline:
+            values = own if files.stage == self.stage else read_final_metrics(files.metrics)
+            final.update({f"{files.stage}/{k}": v for k, v in values.items()})
+            final.update({HEADLINE_PREFIX + k: values[k] for k in HEADLINE.get(files.stage, ()) if k in values})
+        log_batch(self.client, self.parent_id,  # a value already there stays one point, not a second one
+                  metrics=[Metric(k, v, now, 0) for k, v in final.items() if parent_has.get(k) != v])
+
         with tempfile.TemporaryDirectory() as tmp:
-            for png in render_plot_pngs(plot_files, Path(tmp)):
-                self.client.log_artifact(self.run_id, str(png), "plots")
+            # the parent's at the top of its artifacts: MLflow's compare view shows those side by side
+            for_parent: dict[str, Path] = {}
+            for files in self.context.pipeline:
+                pngs = render_plot_pngs(files.small, Path(tmp) / files.stage)
+                paths = [Path(p) for p in (*files.metrics, *files.small) if Path(p).is_file()]
+                if files.stage == self.stage:
+                    for p in paths:
+                        self._artifact(self.run_id, p)
+                    for png in pngs:
+                        self._artifact(self.run_id, png, "plots")
+                for p in (*paths, *pngs):
+                    name = p.name if p.name not in for_parent else f"{files.stage}_{p.name}"  # one name, two stages
+                    for_parent[name] = p
+            for name, p in for_parent.items():
+                if p.name != name:
+                    (Path(tmp) / "renamed").mkdir(exist_ok=True)
+                    p = Path(shutil.copy(p, Path(tmp) / "renamed" / name))
+                self._artifact(self.parent_id, p)
 
     def end(self, status: str) -> None:
         def _end():

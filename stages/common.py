@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from dvc_context import run_context, stage_name, stage_spec
+from dvc_context import run_context, stage_name
 
 PARAMS = Path("params.yaml")
 
@@ -29,20 +29,37 @@ def parse_paths(names) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def write_final_metrics(path: str, result: dict) -> None:
-    """The last epoch's numbers (and the best validation mIoU) as the stage's DVC metrics file."""
+# What a training stage's DVC metrics file holds: the numbers a researcher compares across runs.
+# The bookkeeping (epoch counters, steps, lr, throughput, data share) is in the curve CSVs the
+# stage writes beside it, outputs that dvc.yaml does not declare as metrics.
+SPLIT_KEYS = ("val_miou_200", "val_miou_head", "val_miou_common", "val_miou_tail")
+
+
+def write_final_metrics(path: str, result: dict, kind: str) -> None:
+    """The training stage's headline numbers as its DVC metrics file (``kind``: pretrain or finetune).
+
+    pretrain: its last validation, the zero-shot readout through the text anchors: ``val_miou`` and
+    each class group's numbers (``val_miou_holdout``, ``val_miou_holdout_chance``); ``{}`` when the
+    objective has no readout. finetune: ``best_val_miou``, the best validation mIoU of the run
+    (null when it never validated).
+    """
     import math
 
     from lgseg.fileio import write_json
 
-    def defined(v) -> bool:  # epochs without validation carry NaN, which JSON cannot hold
-        return not (isinstance(v, float) and math.isnan(v))
+    def defined(v) -> bool:  # NaN (undefined: no class of a group in val) is no JSON number
+        return v is not None and not (isinstance(v, float) and math.isnan(v))
 
-    history = result["history"]
-    vals = [h["val_miou"] for h in history if defined(h.get("val_miou", math.nan))]
-    write_json(path, {**{k: v for k, v in history[-1].items() if defined(v)},
-                      "best_val_miou": max(vals) if vals else None,
-                      "epochs": result["epochs"], "steps": result["steps"]})
+    validated = [h for h in result["history"] if defined(h.get("val_miou"))]
+    if kind == "pretrain":
+        last = validated[-1] if validated else {}
+        out = {k: (v if defined(v) else None) for k, v in last.items()
+               if k.startswith("val_miou") and k not in SPLIT_KEYS}
+    elif kind == "finetune":
+        out = {"best_val_miou": max((h["val_miou"] for h in validated), default=None)}
+    else:
+        raise ValueError(f"kind must be pretrain or finetune, not {kind!r}")
+    write_json(path, out)
 
 
 class Terminated(KeyboardInterrupt):
@@ -83,8 +100,7 @@ def run(main, check_params: bool = True, paths=None) -> None:
         print("\n".join(f"{name}: error: {PARAMS}: {p}" for p in problems), file=sys.stderr)
         sys.exit(1)
     args = parse_paths(paths) if paths is not None else None  # after the params: they are what -S changes
-    spec = stage_spec(stage)
-    tracker = start_stage_run(run_context(stage, spec["params"]), params)
+    tracker = start_stage_run(run_context(stage), params)
     signal.signal(signal.SIGTERM, _on_sigterm(os.getpid()))
     status = FAILED
     try:
@@ -92,7 +108,7 @@ def run(main, check_params: bool = True, paths=None) -> None:
             main(params, tracker)
         else:
             main(params, tracker, args)
-        tracker.log_outputs(spec["metrics"], spec["small"])
+        tracker.log_outputs()
         status = FINISHED
     except KeyboardInterrupt:
         status = KILLED

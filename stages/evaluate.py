@@ -3,7 +3,7 @@
 from common import run
 
 # set in dvc.yaml; ``gt``: the ground truth of evaluate.split (the schema allows val, all preprocess exports)
-PATHS = ("model", "processed", "gt", "predictions", "renders", "metrics", "per-class", "confusion")
+PATHS = ("model", "processed", "gt", "predictions", "renders", "metrics", "counts", "per-class", "confusion")
 
 
 def main(params: dict, tracker, args) -> None:
@@ -13,7 +13,7 @@ def main(params: dict, tracker, args) -> None:
     split = params["evaluate"]["split"]
     s = evaluate_model(args.model, args.processed, args.gt, args.predictions, args.metrics, args.per_class,
                        split=split, device=params["train"]["device"], backend=params["model"]["backend"],
-                       confusion_csv=args.confusion)
+                       confusion_csv=args.confusion, counts_json=args.counts)
     a = s["all"]
     print(f"{split}: mIoU {a['miou']:.2f}  (200-class mean {a['miou_200']:.2f})  precision {a['precision']:.2f}  "
           f"recall {a['recall']:.2f}  head/common/tail mIoU "

@@ -1,4 +1,8 @@
-"""preprocess: data/raw -> data/processed (per-scene arrays, stats.json), the instance bank and val ground truth."""
+"""preprocess: data/raw -> data/processed (per-scene arrays, stats.json), the instance bank and val ground truth.
+
+With data.source: processed, data/raw is already in the processed layout (the download stage linked
+it): its scenes are checked and copied, and stats and ground truth come from their labels.
+"""
 
 from common import run
 
@@ -6,7 +10,7 @@ from lgseg.data.instances import resolve_classes
 from lgseg.errors import LgsegError
 from lgseg.evaluation.ground_truth import export_ground_truth
 from lgseg.fileio import write_json
-from lgseg.prepare import prepare, summary
+from lgseg.prepare import ground_truth_from_processed, prepare, prepare_processed, summary
 
 RAW, OUT, GT, BANK = "data/raw", "data/processed", "data/gt/val", "data/instances"
 
@@ -16,9 +20,14 @@ def main(params: dict, tracker) -> None:
         classes = resolve_classes(params["instance_sampling"]["classes"])
     except ValueError as e:
         raise LgsegError(f"params.yaml: instance_sampling.classes: {e}") from None
-    done = prepare(RAW, OUT, workers=params["data"]["workers"], annotation=params["annotation"],
-                   bank=BANK, bank_classes=classes)
-    export_ground_truth(RAW, GT, split="val")
+    options = {"workers": params["data"]["workers"], "annotation": params["annotation"], "bank": BANK,
+               "bank_classes": classes}
+    if params["data"]["source"] == "processed":
+        done = prepare_processed(RAW, OUT, **options)
+        ground_truth_from_processed(OUT, GT, split="val")
+    else:
+        done = prepare(RAW, OUT, **options)
+        export_ground_truth(RAW, GT, split="val")
     write_json("metrics/preprocess.json", summary(OUT, done.bank))
 
 

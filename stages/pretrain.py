@@ -4,7 +4,7 @@ from common import run, write_final_metrics
 
 from lgseg.config import training_config
 
-PATHS = ("processed", "text", "checkpoint", "model", "curve", "metrics")  # set in dvc.yaml
+PATHS = ("processed", "text", "checkpoint", "model", "curve", "val-curve", "metrics")  # set in dvc.yaml
 
 
 def main(params: dict, tracker, args) -> None:
@@ -12,8 +12,8 @@ def main(params: dict, tracker, args) -> None:
 
     cfg = training_config(params, "pretrain")
     paths = TrainPaths(processed=args.processed, checkpoint=args.checkpoint, model=args.model, curve=args.curve,
-                       embeddings=args.text)
-    write_final_metrics(args.metrics, run_training("pretrain", cfg, paths, tracker=tracker))
+                       val_curve=args.val_curve, embeddings=args.text)
+    write_final_metrics(args.metrics, run_training("pretrain", cfg, paths, tracker=tracker), "pretrain")
 
 
 if __name__ == "__main__":

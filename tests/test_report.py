@@ -3,13 +3,19 @@
 import matplotlib.image as mpimg
 import pytest
 
+from lgseg.errors import LgsegError
 from lgseg.report import (
     FIG5,
     PAPER_TABLE1,
     TABLE1,
+    Stat,
+    beyond_spread,
     experiment_results,
+    fig5_markdown,
     queue_command,
+    runs_of,
     table1_markdown,
+    with_seeds,
     write_report,
 )
 
@@ -19,11 +25,15 @@ def summary(miou):
     return {s: {"miou": miou, "precision": miou + 1, "recall": miou + 2} for s in ("head", "common", "tail", "all")}
 
 
-def exp_show(results: dict, source="synthetic", stamp="2026-11-21T09:00:00") -> list:
-    """``dvc exp show --json`` as DVC 3 prints it: baselines, each with its experiments' revs."""
+def exp_show(results: dict, source="synthetic", stamp="2026-11-21T09:00:00", seeds=None) -> list:
+    """``dvc exp show --json`` as DVC 3 prints it: baselines, each with its experiments' revs.
+    ``seeds``: {name: seed} for pretrain.seed / finetune.seed in the experiment's params."""
     def rev(name, metrics):
+        params = {"data": {"source": source}}
+        if seeds and name in seeds:
+            params.update(pretrain={"seed": seeds[name]}, finetune={"seed": seeds[name]})
         return {"rev": "0" * 40, "name": name, "data": {"timestamp": stamp,
-            "params": {"params.yaml": {"data": {"data": {"source": source}}}},
+            "params": {"params.yaml": {"data": params}},
             "metrics": {"metrics/evaluate.json": {"data": metrics}}}}
     return [{"rev": "workspace", "name": None, "data": {}, "experiments": None},
             {"rev": "1" * 40, "name": "main", "data": {}, "experiments": [
@@ -35,7 +45,11 @@ def test_experiment_definitions_match_the_paper():
     rows = {r.label: r.overrides for r in TABLE1}
     assert rows["Scratch"] == {"finetune.init": "scratch", "loss.type": "ce", "instance_sampling.enabled": False}
     assert rows["Ours (CLIP only)"]["finetune.init"] == "pretrained" and rows["Ours (CLIP only)"]["loss.type"] == "ce"
-    assert rows["Ours"] == {"finetune.init": "pretrained", "loss.type": "cb_focal", "instance_sampling.enabled": True}
+    assert rows["Ours"] == {"pretrain.objective": "language", "finetune.init": "pretrained", "loss.type": "cb_focal",
+                            "instance_sampling.enabled": True}
+    # SupCon: the same pretraining voxels without text, fine-tuned as CLIP only is
+    assert rows["SupCon"] == {**rows["Ours (CLIP only)"], "pretrain.objective": "supcon"}
+    assert rows["Ours (CLIP only)"]["pretrain.objective"] == "language"
     assert sorted({r.overrides["annotation.fraction"] for r in FIG5}) == [0.05, 0.1, 0.5]
     assert queue_command(TABLE1[1]) == [
         "dvc", "exp", "run", "--queue", "-n", "t1-ins-samp", "-S", "finetune.init=scratch", "-S", "loss.type=ce",
@@ -47,12 +61,14 @@ def test_results_and_table_cells():
     assert set(results) == {"t1-scratch", "t1-ours"} and results["t1-ours"]["metrics"]["all"]["miou"] == 12.5
     md = table1_markdown(results)
     scratch = next(line for line in md.splitlines() if line.startswith("| Scratch |"))
-    # mIoU head ... all, then precision, then recall: ours (paper)
-    assert scratch.split(" | ")[1:5] == ["10.0 (48.3)", "10.0 (19.1)", "10.0 (7.9)", "10.0 (25.0)"]
+    # runs, then mIoU head ... all, then precision, then recall: ours (paper)
+    assert scratch.split(" | ")[1:6] == ["1", "10.0 (48.3)", "10.0 (19.1)", "10.0 (7.9)", "10.0 (25.0)"]
     assert "11.0 (68.8)" in scratch and "12.0 (33.7)" in scratch
     ins = next(line for line in md.splitlines() if line.startswith("| Ins. samp. |"))
-    assert ins.split(" | ")[1] == "– (48.5)"
-    assert "not ScanNet numbers" in md and "t1-ins-samp, t1-c-focal, t1-clip-only" in md
+    assert ins.split(" | ")[1:3] == ["0", "– (48.5)"]
+    assert "| SupCon | 0 | – (48.5) | – (19.2) | – (10.3) | – (26.0) |" in md
+    assert "not ScanNet numbers" in md and "t1-ins-samp, t1-c-focal, t1-supcon, t1-clip-only" in md
+    assert "fewer than 2 runs on a side" in md and "▲" not in scratch
     assert "ScanNet v2 val" in table1_markdown(experiment_results(exp_show({"t1-ours": summary(1)}, "scannet")))
 
 
@@ -80,7 +96,8 @@ def test_write_report_files(tmp_path):
     files = write_report(tmp_path / "reports", exp_show(results))
     assert sorted(files) == ["fig5.md", "fig5.png", "table1.md", "table1.png"]
     fig5 = files["fig5.md"].read_text()
-    assert "| Ours | 5% | 3.0 |" in fig5 and "| Scratch | 100% | 10.0 |" in fig5 and "| Ours | 10% | – |" in fig5
+    assert "| Ours | 5% | 1 | 3.0 |" in fig5 and "| Scratch | 100% | 1 | 10.0 |" in fig5
+    assert "| Ours | 10% | 0 | – |" in fig5 and "Runs per point: one seed each" in fig5
     for png in ("table1.png", "fig5.png"):
         image = mpimg.imread(files[png])
         assert image.shape[0] > 300 and image.std() > 0
@@ -89,4 +106,68 @@ def test_write_report_files(tmp_path):
 @pytest.mark.parametrize("bad", [[], [{"rev": "workspace", "experiments": None}]])
 def test_no_experiments_yet_gives_an_empty_table_not_an_error(bad, tmp_path):
     md = table1_markdown(experiment_results(bad))
-    assert md.count("– (") == 5 * 12 and "Not run yet" in md
+    assert md.count("– (") == 6 * 12 and "Not run yet" in md
+
+
+def test_seeds_queue_each_row_with_its_seeds():
+    rows = with_seeds(TABLE1, 3)
+    assert len(rows) == 3 * len(TABLE1) and with_seeds(TABLE1, None) == TABLE1
+    # seed by seed: the first seed's whole table is queued before the second seed's runs
+    assert [r.name for r in rows[:len(TABLE1)]] == [f"{r.name}-s42" for r in TABLE1]
+    supcon = next(r for r in rows if r.name == "t1-supcon-s44")
+    assert supcon.label == "SupCon" and supcon.overrides["pretrain.objective"] == "supcon"
+    assert supcon.overrides["pretrain.seed"] == 44 and supcon.overrides["finetune.seed"] == 44
+    assert queue_command(supcon)[-4:] == ["-S", "pretrain.seed=44", "-S", "finetune.seed=44"]
+    assert {r.overrides["finetune.seed"] for r in with_seeds(FIG5, 2)} == {42, 43}
+    with pytest.raises(LgsegError, match="--seeds must be an integer >= 1"):
+        with_seeds(TABLE1, 0)
+
+
+def test_a_rows_runs_are_its_name_and_its_seeded_names_once_per_seed():
+    results = experiment_results(
+        exp_show({"t1-ours": summary(1.0), "t1-ours-s43": summary(2.0), "t1-ours-s44": summary(3.0),
+                  "t1-ours-x": summary(9.0), "f5-ours-5": summary(4.0), "f5-ours-50": summary(5.0)},
+                 seeds={"t1-ours": 43, "t1-ours-s43": 43, "t1-ours-s44": 44}, stamp="2026-11-21T09:00:00")
+        + exp_show({"t1-ours-s43": summary(2.5)}, seeds={"t1-ours-s43": 43}, stamp="2026-11-21T10:00:00"))
+    # t1-ours ran with seed 43 too: one configuration, the newest run counts; t1-ours-x is another row
+    assert sorted(r["metrics"]["all"]["miou"] for r in runs_of(results, "t1-ours")) == [2.5, 3.0]
+    assert [r["metrics"]["all"]["miou"] for r in runs_of(results, "f5-ours-5")] == [4.0]
+
+
+def test_mean_std_and_the_spread_rule():
+    a, b = Stat((10.0, 12.0, 14.0), 3), Stat((5.0, 6.0, 7.0), 3)  # std 2 and 1
+    assert (a.mean, a.std) == (12.0, 2.0)
+    assert beyond_spread(a, b) == 1 and beyond_spread(b, a) == -1  # |12 - 6| = 6 > 2 + 1
+    assert beyond_spread(a, Stat((9.5, 10.0, 10.5), 3)) == 0  # 12 - 10 = 2 < 2 + 0.5
+    assert beyond_spread(Stat((12.0,), 1), Stat((1.0,), 1)) == 0  # one run: no spread, no mark
+    assert Stat((), 2).mean is None and Stat((3.0,), 1).std is None
+
+
+def test_table_with_seeds_prints_mean_std_and_marks_only_beyond_the_spread():
+    def m(all_miou, head):  # evaluate.json with its own all / head mIoU
+        return {**summary(all_miou), "head": {"miou": head, "precision": None, "recall": head}}
+
+    scratch = {"t1-scratch-s42": m(10.0, 20.0), "t1-scratch-s43": m(11.0, 22.0), "t1-scratch-s44": m(12.0, 24.0)}
+    ours = {"t1-ours-s42": m(10.5, 30.0), "t1-ours-s43": m(12.0, 31.0), "t1-ours-s44": m(13.5, 32.0)}
+    seeds = {name: int(name[-2:]) for name in {**scratch, **ours}}
+    md = table1_markdown(experiment_results(exp_show({**scratch, **ours, "t1-supcon-s42": m(5.0, 5.0)},
+                                                     seeds=seeds)))
+    row = {line.split(" | ")[0][2:]: line.split(" | ") for line in md.splitlines() if line.startswith("| ")}
+    assert row["Scratch"][1] == "3 (42, 43, 44)" and row["SupCon"][1] == "1"
+    # head mIoU: 31 ± 1 vs 22 ± 2, beyond the spread; all: 12 ± 1.5 vs 11 ± 1, within it
+    assert row["Ours"][2] == "31.0 ± 1.0 ▲ (51.5)" and row["Scratch"][2] == "22.0 ± 2.0 (48.3)"
+    assert row["Ours"][5] == "12.0 ± 1.5 (28.9)" and row["Scratch"][5] == "11.0 ± 1.0 (25.0)"
+    assert row["Ours"][6] == "–" + " (72.7)" and row["SupCon"][2] == "5.0 (48.5)"  # no precision defined
+    assert ("Ours vs Scratch (3 and 3 runs): beyond the seeds' spread in 2 of 11 cells: mIoU head +9.0, "
+            "Recall head +9.0; the other cells are within it.") in md
+    assert "sum of both rows' standard deviations" in md
+
+
+def test_fig5_says_one_seed_each_unless_a_point_pools_seeds(tmp_path):
+    one = experiment_results(exp_show({"f5-ours-5": summary(3.0), "t1-ours": summary(9.0)}))
+    assert "Runs per point: one seed each (" in fig5_markdown(one)
+    several = experiment_results(exp_show({"f5-ours-5": summary(3.0), "t1-ours-s42": summary(9.0),
+                                           "t1-ours-s43": summary(11.0)},
+                                          seeds={"t1-ours-s42": 42, "t1-ours-s43": 43}))
+    md = fig5_markdown(several)
+    assert "one seed each, except 100 %: mean ± std of 2 seeds" in md and "| Ours | 100% | 2 (42, 43) | 10.0 ± 1.4 |" in md

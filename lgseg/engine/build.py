@@ -15,14 +15,14 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch.utils.data import DataLoader, DistributedSampler
 
-from lgseg.config import contrastive_cfg, loss_cfg
+from lgseg.config import loss_cfg, pretrain_loss_cfg
 from lgseg.data import CollateFn, ScanNetDataset
 from lgseg.data.instance_sampling import InstanceSampler
 from lgseg.data.instances import InstanceBank
 from lgseg.engine.checkpoint import read_weights
 from lgseg.engine.hooks import HOOKS
 from lgseg.engine.samplers import ShardSampler
-from lgseg.engine.tasks import FinetuneTask, PretrainTask
+from lgseg.engine.tasks import FinetuneTask, PretrainTask, SupConPretrainTask
 from lgseg.errors import InputError, LgsegError
 from lgseg.losses import LOSSES
 from lgseg.models import build_model, transfer_weights
@@ -61,11 +61,15 @@ def build_network(kind: str, cfg: dict, emb, text_meta, paths) -> torch.nn.Modul
 
 
 def build_task(kind: str, cfg: dict, emb, paths, holdout: list[int]):
-    """What the stage optimises and predicts: the contrastive loss towards the text anchors, or the
-    fine-tuning loss (class counts from stats.json for class-balanced losses)."""
+    """What the stage optimises and predicts. Pretraining, by ``pretrain.objective``: ``language``, the
+    contrastive loss towards the text anchors (read out zero-shot by the nearest anchor; the
+    held-out classes as a class group); ``supcon``, supervised contrast among voxels, no text and no
+    readout. Fine-tuning: its loss (class counts from stats.json for class-balanced losses)."""
     if kind == "pretrain":
-        return PretrainTask(LOSSES.build(contrastive_cfg(cfg["contrastive"])), torch.from_numpy(emb),
-                            class_groups={"holdout": holdout} if holdout else None)
+        loss = LOSSES.build(pretrain_loss_cfg(cfg))
+        if cfg.get("objective", "language") == "supcon":
+            return SupConPretrainTask(loss)
+        return PretrainTask(loss, torch.from_numpy(emb), class_groups={"holdout": holdout} if holdout else None)
     counts = json.loads(Path(paths.stats).read_text())["train_points"] if paths.stats else None
     return FinetuneTask(LOSSES.build(loss_cfg(cfg["loss"]), class_counts=counts))
 
@@ -127,6 +131,6 @@ def wrap_distributed(model: torch.nn.Module, dist) -> torch.nn.Module:
 def build_hooks(cfg: dict, paths, val_loader, tracker=None) -> list:
     """``cfg["hooks"]`` (default ``DEFAULT_HOOKS``) with what they act on: the run's files, the
     validation loader, the tracker."""
-    context = dict(loader=val_loader, every=cfg["val_every"], tracker=tracker)
+    context = dict(loader=val_loader, every=cfg["val_every"], tracker=tracker, val_path=paths.val_curve)
     paths_of = {"checkpoint": paths.checkpoint, "curve": paths.curve}
     return [HOOKS.build(h, path=paths_of.get(h.get("type")), **context) for h in cfg.get("hooks", DEFAULT_HOOKS)]

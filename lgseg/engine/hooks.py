@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from lgseg.engine.checkpoint import save_checkpoint
 from lgseg.engine.distributed import all_reduce_sum
-from lgseg.evaluation.metrics import SegmentationMetrics, class_scores, percent_mean
+from lgseg.evaluation.metrics import SegmentationMetrics, chance_iou, class_scores, percent_mean
 from lgseg.fileio import atomic_file
 from lgseg.registry import Registry
 
@@ -44,14 +44,25 @@ class Hook:
 class ValidationHook(Hook):
     """Every ``every`` epochs and after the last: mIoU on the validation loader (all, 200-class,
     head/common/tail, and the task's ``class_groups``) added to the epoch's logs. Every rank
-    validates its shard; the confusion matrices are summed across ranks."""
+    validates its shard; the confusion matrices are summed across ranks.
+
+    A class group ``<name>`` (e.g. the classes held out of pretraining) logs ``val_miou_<name>``,
+    the mean IoU of its classes present in val, and ``val_miou_<name>_chance``, the same mean for a
+    readout picking uniformly among all classes on the same voxels (``chance_iou``). A task without
+    a class readout (``readout`` None: SupCon pretraining) is not validated; the log says why."""
 
     main_only = False
 
     def __init__(self, *, loader, every: int = 1):
         self.loader, self.every = loader, max(1, every)
 
+    def before_train(self, trainer) -> None:
+        if self.loader is not None and getattr(trainer.task, "readout", "") is None:
+            log.info("%s: no validation: %s", trainer.task.name, getattr(trainer.task, "no_readout", "no readout"))
+
     def after_epoch(self, trainer, logs: dict) -> None:
+        if getattr(trainer.task, "readout", "") is None:
+            return
         if self.loader is not None and (trainer.epoch % self.every == 0 or trainer.epoch == trainer.epochs):
             logs.update(self.validate(trainer))
 
@@ -72,9 +83,12 @@ class ValidationHook(Hook):
         logs = {"val_miou": s["all"]["miou"], "val_miou_200": s["all"]["miou_200"]}
         for split in ("head", "common", "tail"):
             logs[f"val_miou_{split}"] = s[split]["miou"]
-        iou = class_scores(metrics.confusion)["iou"]
+        iou, chance = class_scores(metrics.confusion)["iou"], chance_iou(metrics.confusion)
+        present = metrics.confusion.sum(axis=1) > 0
         for name, classes in getattr(trainer.task, "class_groups", {}).items():
-            logs[f"val_miou_{name}"] = percent_mean(iou[list(classes)])  # classes present in val
+            in_val = [c for c in classes if present[c]]  # both means over the group's classes present in val
+            logs[f"val_miou_{name}"] = percent_mean(iou[in_val])
+            logs[f"val_miou_{name}_chance"] = percent_mean(chance[in_val])
         return {k: (math.nan if v is None else v) for k, v in logs.items()}
 
 
@@ -92,22 +106,42 @@ class CheckpointHook(Hook):
 
 @HOOKS.register("curve")
 class CurveHook(Hook):
-    """Per-epoch metrics as a CSV (DVC plots), rewritten from the trainer's history each epoch."""
+    """Per-epoch metrics as CSV files (DVC plots), rewritten from the trainer's history each epoch.
 
-    def __init__(self, *, path: str | Path):
-        self.path = Path(path)
+    With ``val_path``: ``path`` holds every epoch's training numbers (loss, lr, steps, throughput)
+    and ``val_path`` the validated epochs alone with their ``val_*`` numbers, so that no plot of
+    either draws an epoch without validation (an empty cell, which charts read as 0). Without it,
+    ``path`` holds everything, validation cells empty in the epochs between validations."""
 
-    def _write(self, history: list[dict]) -> None:
-        keys = list(dict.fromkeys(k for row in history for k in row))
+    def __init__(self, *, path: str | Path, val_path: str | Path | None = None):
+        self.path, self.val_path = Path(path), (Path(val_path) if val_path is not None else None)
+
+    @staticmethod
+    def _write(path: Path, rows: list[dict], first: tuple[str, ...] = ("epoch",)) -> None:
+        keys = list(dict.fromkeys([*first, *(k for row in rows for k in row)]))
         buf = io.StringIO()
         w = csv.DictWriter(buf, keys, lineterminator="\n")
         w.writeheader()
-        w.writerows(history)
-        with atomic_file(self.path) as f:
+        w.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+        with atomic_file(path) as f:
             f.write(buf.getvalue())
 
     def after_epoch(self, trainer, logs: dict) -> None:
-        self._write(trainer.history)
+        if self.val_path is None:
+            self._write(self.path, trainer.history)
+            return
+        self._write(self.path, [{k: v for k, v in h.items() if not k.startswith("val_")} for h in trainer.history])
+        self._write(self.val_path, [{k: v for k, v in h.items() if k == "epoch" or k.startswith("val_")}
+                                    for h in trainer.history if _defined(h.get("val_miou"))], ("epoch", "val_miou"))
+
+
+def _defined(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+def _cell(v):
+    """An undefined number (NaN: e.g. a class group absent from val) as an empty cell."""
+    return v if _defined(v) else ""
 
 
 @HOOKS.register("log")

@@ -38,6 +38,7 @@ class TrainPaths:
     init: Path | None = None  # weights to start fine-tuning from: an lgseg model or the authors' checkpoint
     stats: Path | None = None  # stats.json (class counts for class-balanced losses)
     instances: Path | None = None  # instance bank (instance sampling while fine-tuning)
+    val_curve: Path | None = None  # the validated epochs' metrics (CSV); None: they stay in ``curve``
 
 
 def run_training(kind: str, cfg: dict, paths: TrainPaths, tracker=None, progress: bool = True) -> dict:
@@ -82,7 +83,9 @@ def _save_final(trainer: Trainer, kind: str, cfg: dict, text_meta, paths: TrainP
     written, so a run whose model write failed (a full disk) resumes after its last epoch and just
     writes the model."""
     meta = {"kind": kind, "model": cfg["model"], "feature_dim": trainer.net.feature_dim,
-            "num_classes": None if kind == "pretrain" else NUM_CLASSES, "text": text_meta,
+            "num_classes": None if kind == "pretrain" else NUM_CLASSES,
+            # a SupCon backbone was never pulled towards the text: it must not pass for a grounded one
+            "text": None if cfg.get("objective", "language") != "language" and kind == "pretrain" else text_meta,
             "voxel_size": cfg["voxel_size"], "epochs": trainer.epoch, "steps": trainer.global_step}
     save_model(paths.model, trainer.net, meta)
     save_checkpoint(paths.checkpoint, trainer.state_dict(complete=True))

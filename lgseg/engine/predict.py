@@ -85,10 +85,12 @@ def _check_out_dir(out_dir: Path, scenes: list[str], split: str) -> None:
 
 def evaluate_model(model_path: Path, processed: Path, gt_dir: Path, pred_dir: Path, metrics_json: Path,
                    per_class_csv: Path, split: str = "val", device: str = "auto", progress: bool = True,
-                   confusion_csv: Path | None = None, backend: str | None = None) -> dict:
+                   confusion_csv: Path | None = None, backend: str | None = None,
+                   counts_json: Path | None = None) -> dict:
     """Predict ``split`` with a fine-tuned model (on ``backend``, default: the one it was trained with),
     write benchmark files, score them against ``gt_dir`` (and list the most confused class pairs in
-    ``confusion_csv``)."""
+    ``confusion_csv``; with ``counts_json``, the scenes and points scored go there, not into
+    ``metrics_json``)."""
     device = resolve_device(device)
     net, meta = load_classifier(model_path, device, backend=backend)
     scenes = predict_split(net, processed, split, meta["voxel_size"], pred_dir, device, progress)
@@ -96,4 +98,4 @@ def evaluate_model(model_path: Path, processed: Path, gt_dir: Path, pred_dir: Pa
     # train frequencies, for the long-tail view
     counts = read_stats(processed)["train_points"] if stats_path(processed).is_file() else None
     return write_metrics(conf, metrics_json, per_class_csv, scenes=n_scenes, train_points=counts,
-                         confusion_csv=confusion_csv)
+                         confusion_csv=confusion_csv, counts_json=counts_json)

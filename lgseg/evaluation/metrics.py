@@ -70,6 +70,27 @@ def _percent_mean(values: np.ndarray) -> float | None:
 percent_mean = _percent_mean  # public: the mIoU of a class group during training validation
 
 
+def chance_iou(conf, num_choices: int = NUM_CLASSES) -> np.ndarray:
+    """Per-class IoU (K,) of a readout that picks one of ``num_choices`` classes uniformly at random
+    for every labelled voxel of ``conf`` (the same voxels, the same ground truth): the chance level of
+    a zero-shot readout among the 200 text anchors.
+
+    With n_c ground-truth voxels of class c among N labelled ones and m = ``num_choices``:
+    E[TP] = n_c / m, E[FP] = (N - n_c) / m, E[FN] = n_c - n_c / m, so
+
+        IoU_c = E[TP] / (E[TP] + E[FP] + E[FN]) = n_c / (N + (m - 1) n_c)
+
+    (the ratio of the expected counts; the counts are sums of N independent draws, so the expected
+    IoU itself differs by O(1/N)). 0 for a class with no voxel (every pick of it is a false
+    positive); NaN when there are no labelled voxels at all.
+    """
+    conf = _check_confusion(conf)
+    if num_choices < 1:
+        raise ValueError(f"num_choices must be >= 1, got {num_choices}")
+    n = conf.sum(axis=1).astype(np.float64)
+    return _ratio(n, np.full(n.shape, n.sum()) + (num_choices - 1) * n)
+
+
 def _percent(value: float) -> float | None:
     return None if math.isnan(value) else float(value * 100.0)
 
@@ -81,11 +102,11 @@ def summarize(conf, scenes: int = 0) -> dict:
         raise ValueError(f"summarize needs the {NUM_CLASSES} ScanNet200 classes, got {conf.shape[0]}")
     s = class_scores(conf)
     out: dict = {
-        "all": {
+        "all": {  # miou_200 last: `dvc exp show` lists the columns in this order
             "miou": _percent_mean(s["iou"]),
-            "miou_200": float(np.nan_to_num(s["iou"], nan=0.0).mean() * 100.0),
             "precision": _percent_mean(s["precision"]),
             "recall": _percent_mean(s["recall"]),
+            "miou_200": float(np.nan_to_num(s["iou"], nan=0.0).mean() * 100.0),
         }
     }
     for split in SPLITS:
@@ -153,12 +174,24 @@ def write_confusion_csv(conf, csv_path: str | Path, k: int = 20) -> list[dict]:
     return rows
 
 
+COUNTS = ("scenes", "points")  # bookkeeping of a summary, not scores
+
+
 def write_metrics(conf, json_path: str | Path, csv_path: str | Path | None = None, scenes: int = 0,
-                  train_points=None, confusion_csv: str | Path | None = None) -> dict:
+                  train_points=None, confusion_csv: str | Path | None = None,
+                  counts_json: str | Path | None = None) -> dict:
     """Write the summary JSON (and the per-class CSV if ``csv_path``, the most confused class pairs if
-    ``confusion_csv``) atomically; return the summary."""
+    ``confusion_csv``) atomically; return the summary.
+
+    With ``counts_json`` the summary's counts (``scenes``, ``points``) go to that file and
+    ``json_path`` holds the scores alone (the pipeline's DVC metrics file: only numbers to compare);
+    without it ``json_path`` holds both."""
     summary = summarize(conf, scenes=scenes)
-    write_json(json_path, summary)
+    if counts_json is None:
+        write_json(json_path, summary)
+    else:
+        write_json(json_path, {k: v for k, v in summary.items() if k not in COUNTS})
+        write_json(counts_json, {k: summary[k] for k in COUNTS})
     if csv_path is not None:
         write_per_class_csv(conf, csv_path, train_points)
     if confusion_csv is not None:

@@ -1,4 +1,5 @@
-"""Losses: language-grounded contrastive pre-training, (class-balanced) focal and cross entropy."""
+"""Losses: language-grounded contrastive pre-training, supervised contrastive pre-training (SupCon,
+no text), (class-balanced) focal and cross entropy."""
 
 from lgseg.losses.contrastive import (
     ContrastiveLanguageLoss,
@@ -8,6 +9,7 @@ from lgseg.losses.contrastive import (
 )
 from lgseg.losses.focal import CrossEntropy, FocalLoss, class_balanced_alpha
 from lgseg.losses.registry import LOSSES, Registry, build_loss
+from lgseg.losses.supcon import SupConLoss, supcon_loss
 
 __all__ = [
     "LOSSES",
@@ -15,9 +17,11 @@ __all__ = [
     "CrossEntropy",
     "FocalLoss",
     "Registry",
+    "SupConLoss",
     "build_loss",
     "class_balanced_alpha",
     "cosine_logits",
     "nearest_anchor",
     "sample_negatives",
+    "supcon_loss",
 ]

@@ -15,6 +15,7 @@ from torch import nn
 from lgseg.config import loss_cfg
 from lgseg.losses.contrastive import ContrastiveLanguageLoss
 from lgseg.losses.focal import CrossEntropy, FocalLoss, class_balanced_alpha
+from lgseg.losses.supcon import SupConLoss
 from lgseg.registry import Registry
 
 
@@ -57,6 +58,12 @@ def _build_contrastive(t_pos: float = 0.0, t_neg: float = 0.6, neg_weight: float
     """Language-grounded pre-training loss (called with feats, anchors, labels)."""
     return ContrastiveLanguageLoss(t_pos=t_pos, t_neg=t_neg, neg_weight=neg_weight,
                                    num_negatives=num_negatives, form=form)
+
+
+@LOSSES.register("supcon")
+def _build_supcon(temperature: float = 0.1, samples: int = 2048, sampling: str = "uniform") -> SupConLoss:
+    """Supervised contrastive pre-training without text (called with feats, labels): Table 1's SupCon."""
+    return SupConLoss(temperature=temperature, samples=samples, sampling=sampling)
 
 
 def build_loss(cfg: Mapping[str, Any], class_counts: Sequence[int] | None = None) -> nn.Module:

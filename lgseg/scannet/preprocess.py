@@ -1,5 +1,7 @@
 """Raw ScanNet scenes -> per-scene arrays in the Pointcept layout (``lgseg.scene_io``), plus train
-statistics (``stats.json``: per-class train point and instance counts).
+statistics (``stats.json``: per-class train point and instance counts). ``import_processed`` does
+the same from a folder already in that layout (Pointcept's own preprocessing): it checks and copies
+the scenes and counts what lgseg needs.
 
 Each scene directory appears atomically, so a failure leaves nothing half-written;
 the temporaries of a killed run are removed by the next one.
@@ -24,12 +26,12 @@ from lgseg.errors import InputError, LgsegError
 from lgseg.fileio import atomic_dir, remove_stale_temporaries, write_json
 from lgseg.scannet.annotation import RULES as ANNOTATION_RULES
 from lgseg.scannet.annotation import limit_annotations
-from lgseg.scannet.constants import CLASS_NAMES, NUM_CLASSES, VALID_CLASS_IDS
+from lgseg.scannet.constants import CLASS_NAMES, NUM_CLASSES, VALID_CLASS_IDS, check_scene_id
 from lgseg.scannet.labels import LabelTable, vertex_segment200
 from lgseg.scannet.layout import LABELS_TSV
 from lgseg.scannet.raw import read_scene
 from lgseg.scannet.splits import SPLIT_NAMES, scene_path, scene_splits
-from lgseg.scene_io import split_dir, stats_path, write_scene
+from lgseg.scene_io import processed_scenes, read_scene_arrays, split_dir, stats_path, write_scene
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +61,42 @@ def process_scene(raw_dir: Path, out_dir: Path, scene: str, split: str, table: L
     """
     annotated = split != "test"
     final = scene_path(split_dir(out_dir, split), scene)
-    raw = read_scene(raw_dir, scene, annotations=annotated)
+    raw = read_scene(raw_dir, scene, annotations=annotated, normals=True)
     result = SceneResult(scene, split, raw.num_vertices)
     segment = instance = None
     if annotated:
         segment, instance = vertex_segment200(raw, table)
-        if split == "train" and annotation and annotation["fraction"] < 1:
-            segment = limit_annotations(segment, raw.coord, instance, annotation["fraction"],
-                                        annotation["rule"], annotation["seed"], scene)
-        result.class_points, result.class_instances = _class_counts(segment, instance)
+        segment = _labelled(result, segment, raw.coord, instance, annotation)
     with atomic_dir(final) as tmp:
-        write_scene(tmp, raw.coord, raw.color, segment, instance)
+        write_scene(tmp, raw.coord, raw.color, segment, instance, normal=raw.normal)
     return result
+
+
+def import_scene(src_dir: Path, out_dir: Path, scene: str, split: str, annotation: dict | None = None) -> SceneResult:
+    """Check and copy one scene of a processed-layout folder (``lgseg.scene_io.read_scene_arrays``:
+    int64 labels become int16/int32); its normals come along when it has them. Test scenes: geometry
+    only. ``annotation`` limits the labels of train scenes as ``process_scene`` does."""
+    annotated = split != "test"
+    final = scene_path(split_dir(out_dir, split), scene)
+    arrays = read_scene_arrays(split_dir(src_dir, split) / check_scene_id(scene), scene, labels=annotated)
+    result = SceneResult(scene, split, len(arrays["coord"]))
+    segment, instance = arrays.get("segment200"), arrays.get("instance")
+    if annotated:
+        segment = _labelled(result, segment, arrays["coord"], instance, annotation)
+    with atomic_dir(final) as tmp:
+        write_scene(tmp, arrays["coord"], arrays["color"], segment, instance, normal=arrays.get("normal"))
+    return result
+
+
+def _labelled(result: SceneResult, segment: np.ndarray, coord: np.ndarray, instance: np.ndarray,
+              annotation: dict | None) -> np.ndarray:
+    """A train scene's labels limited to ``annotation``'s fraction (others as they are); their class
+    counts go into ``result``."""
+    if result.split == "train" and annotation and annotation["fraction"] < 1:
+        segment = limit_annotations(segment, coord, instance, annotation["fraction"], annotation["rule"],
+                                    annotation["seed"], result.scene)
+    result.class_points, result.class_instances = _class_counts(segment, instance)
+    return segment
 
 
 def _class_counts(segment: np.ndarray, instance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,10 +133,14 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker(args) -> SceneResult:
-    raw_dir, out_dir, scene, split, annotation = args
+def _from_raw(raw_dir: Path, out_dir: Path, scene: str, split: str, annotation: dict | None) -> SceneResult:
+    return process_scene(raw_dir, out_dir, scene, split, _TABLE, annotation)
+
+
+def _worker(job) -> SceneResult:
+    fn, source, out_dir, scene, split, annotation = job  # fn: _from_raw or import_scene
     try:
-        return process_scene(raw_dir, out_dir, scene, split, _TABLE, annotation)
+        return fn(source, out_dir, scene, split, annotation)
     except LgsegError as e:
         return SceneResult(scene, split, error=str(e))
 
@@ -123,17 +153,42 @@ def preprocess(raw_dir: str | Path, out_dir: str | Path, workers: int = 1, keep_
     ``annotation``: limited annotations of the train scenes (``fraction``, ``rule``, ``seed``).
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    if annotation:
-        annotation = {"fraction": float(annotation.get("fraction", 1.0)),
-                      "rule": annotation.get("rule", "paper"), "seed": int(annotation.get("seed", 0))}
-        if not 0 < annotation["fraction"] <= 1 or annotation["rule"] not in ANNOTATION_RULES:
-            raise LgsegError(f"annotation.fraction must be in (0, 1] and annotation.rule one of "
-                             f"{', '.join(ANNOTATION_RULES)}, not {annotation}")
+    annotation = _annotation(annotation)
     table = LabelTable.read(raw_dir / LABELS_TSV)
     lists = scene_splits(raw_dir)
-    jobs = [(raw_dir, out_dir, s, split, annotation) for split in splits for s in lists[split]]
+    jobs = [(_from_raw, raw_dir, out_dir, s, split, annotation) for split in splits for s in lists[split]]
     if not jobs:
         raise InputError(raw_dir, "no scenes listed in the split files", "check scannetv2_*.txt")
+    return _run(jobs, out_dir, table, workers, keep_going, progress, annotation)
+
+
+def import_processed(src_dir: str | Path, out_dir: str | Path, workers: int = 1, keep_going: bool = False,
+                     progress: bool = True, annotation: dict | None = None) -> PreprocessReport:
+    """Check and copy every scene of ``src_dir``, a folder in the processed layout (Pointcept's
+    ScanNet200 preprocessing, or lgseg's), into ``out_dir`` and write its stats.json, as
+    ``preprocess`` does from raw scans. The splits are the folder's own (``processed_scenes``).
+    Raises LgsegError naming each failed scene."""
+    src_dir, out_dir = Path(src_dir), Path(out_dir)
+    annotation = _annotation(annotation)
+    lists = processed_scenes(src_dir)
+    jobs = [(import_scene, src_dir, out_dir, s, split, annotation) for split in SPLIT_NAMES for s in lists[split]]
+    return _run(jobs, out_dir, None, workers, keep_going, progress, annotation)
+
+
+def _annotation(annotation: dict | None) -> dict | None:
+    if not annotation:
+        return annotation
+    annotation = {"fraction": float(annotation.get("fraction", 1.0)),
+                  "rule": annotation.get("rule", "paper"), "seed": int(annotation.get("seed", 0))}
+    if not 0 < annotation["fraction"] <= 1 or annotation["rule"] not in ANNOTATION_RULES:
+        raise LgsegError(f"annotation.fraction must be in (0, 1] and annotation.rule one of "
+                         f"{', '.join(ANNOTATION_RULES)}, not {annotation}")
+    return annotation
+
+
+def _run(jobs: list, out_dir: Path, table: LabelTable | None, workers: int, keep_going: bool, progress: bool,
+         annotation: dict | None) -> PreprocessReport:
+    """Run the scene jobs (in ``workers`` processes), then write stats.json; raise naming the failures."""
     _remove_stale_temporaries(out_dir)
     report = PreprocessReport()
     bar = tqdm(total=len(jobs), desc="preprocess", unit="scene", disable=not progress)

@@ -174,3 +174,117 @@ def test_pretrain_holdout_hides_classes_from_training_and_reports_their_zero_sho
     assert logs["val_miou_holdout"] == pytest.approx(expected, abs=0.5)
     with pytest.raises(LgsegError, match="unknown ScanNet200 class name"):
         holdout_classes(["chair", "unicorn"])
+
+
+# ---- SupCon pretraining and the zero-shot chance level ---------------------------------------------
+
+def test_chance_iou_by_hand_and_against_a_uniform_random_readout():
+    from lgseg.evaluation.confusion import confusion_matrix
+    from lgseg.evaluation.metrics import chance_iou, class_scores
+
+    # 4 classes with 6, 3, 1, 0 voxels of N = 10, m = 4 choices: IoU_c = n_c / (N + (m - 1) n_c)
+    gt = np.repeat(np.arange(4), [6, 3, 1, 0])
+    conf = confusion_matrix(gt, gt, 4)  # the prediction does not matter: only the ground truth counts
+    expected = [6 / 28, 3 / 19, 1 / 13, 0.0]
+    np.testing.assert_allclose(chance_iou(conf, 4), expected)
+    # E[TP] = n/m, E[FP] = (N - n)/m, E[FN] = n - n/m, written out for class 0 (n 6, N 10, m 4)
+    assert 6 / 28 == pytest.approx((6 / 4) / (6 / 4 + 4 / 4 + (6 - 6 / 4)))
+    assert np.isnan(chance_iou(np.zeros((4, 5), np.int64), 4)).all()  # no labelled voxel: undefined
+
+    # Monte Carlo: a readout picking uniformly among all 200 classes on the same voxels
+    rng = np.random.default_rng(0)
+    gt = np.repeat(np.arange(4), [40000, 20000, 10000, 5000])  # E[TP] = 200, 100, 50, 25
+    conf = confusion_matrix(gt, gt, 200)
+    trials = [class_scores(confusion_matrix(gt, rng.integers(0, 200, gt.size), 200))["iou"][:4] for _ in range(200)]
+    np.testing.assert_allclose(np.mean(trials, axis=0), chance_iou(conf)[:4], rtol=0.05)  # 5 %: > 3 sigma
+
+
+class _FixedNet(torch.nn.Module):
+    def forward(self, coords, feats):
+        return feats  # the "features" are the predictions, one column
+
+
+def _fake_trainer(task, batches):
+    from types import SimpleNamespace
+    from contextlib import nullcontext
+
+    from lgseg.engine.distributed import DistInfo
+
+    return SimpleNamespace(net=_FixedNet(), task=task, dist=DistInfo(), progress=False, epoch=1, epochs=1,
+                           to_device=lambda b: (b["coord"], b["feat"], b["label"]), autocast=nullcontext)
+
+
+def test_validation_reports_the_holdout_iou_beside_its_chance_level():
+    from types import SimpleNamespace
+
+    from lgseg.engine.hooks import ValidationHook
+    from lgseg.evaluation.metrics import chance_iou
+
+    # val: class 0 x 6, class 1 x 3, class 2 x 1 (class 3 held out too, absent from val)
+    labels = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1, 2])
+    pred = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 3, 3])  # class 1: TP 2, FP 2, FN 1 -> IoU 2/5; class 2: 0
+    batch = {"coord": torch.zeros(10, 4), "feat": pred.unsqueeze(1), "label": labels, "scenes": ["s"]}
+    task = SimpleNamespace(name="pretrain", readout="test", class_groups={"holdout": [1, 2, 3]},
+                           predict=lambda out: out[:, 0])
+    logs = {"epoch": 1}
+    ValidationHook(loader=[batch]).after_epoch(_fake_trainer(task, [batch]), logs)
+    assert logs["val_miou_holdout"] == pytest.approx((0.4 + 0.0) / 2 * 100)  # classes 1 and 2: present in val
+    n, big_n = np.array([3, 1]), 10  # their voxels, of 10 labelled; 200 anchors
+    assert logs["val_miou_holdout_chance"] == pytest.approx(np.mean(n / (big_n + 199 * n)) * 100)
+    conf = np.zeros((200, 201), np.int64)
+    conf[[0, 1, 2], [0, 1, 2]] = [6, 3, 1]
+    assert logs["val_miou_holdout_chance"] == pytest.approx(np.mean(chance_iou(conf)[[1, 2]]) * 100)
+
+
+def test_supcon_pretraining_has_no_zero_shot_validation(caplog):
+    from lgseg.engine.hooks import ValidationHook
+    from lgseg.engine.tasks import SupConPretrainTask
+    from lgseg.losses import SupConLoss
+
+    task = SupConPretrainTask(SupConLoss())
+    trainer, logs = _fake_trainer(task, []), {"epoch": 1, "loss": 1.0}
+    hook = ValidationHook(loader=[{"never": "read"}])
+    with caplog.at_level("INFO", logger="lgseg.train"):
+        hook.before_train(trainer)
+        hook.after_epoch(trainer, logs)
+    assert logs == {"epoch": 1, "loss": 1.0} and "no validation" in caplog.text and "has no meaning" in caplog.text
+    with pytest.raises(NotImplementedError, match="zero-shot readout"):
+        task.predict(torch.zeros(2, 3))
+
+
+def test_the_pretrain_stage_config_builds_the_objectives_loss(tiny_data):
+    import yaml
+
+    from lgseg.config import training_config
+    from lgseg.engine.build import build_task
+    from lgseg.engine.tasks import PretrainTask, SupConPretrainTask
+    from lgseg.losses import ContrastiveLanguageLoss, SupConLoss
+    from lgseg.text import load_embeddings
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    emb = load_embeddings(tiny_data["text"])[0]
+    params["pretrain"]["objective"] = "supcon"
+    task = build_task("pretrain", training_config(params, "pretrain"), emb, None, [])
+    supcon = params["pretrain"]["supcon"]
+    assert isinstance(task, SupConPretrainTask) and isinstance(task.loss_fn, SupConLoss) and task.readout is None
+    assert (task.loss_fn.temperature, task.loss_fn.samples, task.loss_fn.sampling) == (
+        supcon["temperature"], supcon["samples"], supcon["sampling"])
+    params["pretrain"]["objective"] = "language"
+    task = build_task("pretrain", training_config(params, "pretrain"), emb, None, [5])
+    assert isinstance(task, PretrainTask) and isinstance(task.loss_fn, ContrastiveLanguageLoss)
+    assert task.class_groups == {"holdout": [5]}
+
+
+def test_supcon_pretraining_runs_and_feeds_finetuning(tiny_data, tiny_cfg, tmp_path, caplog):
+    cfg = {**tiny_cfg, "epochs": 1, "objective": "supcon",
+           "supcon": {"temperature": 0.1, "samples": 256, "sampling": "balanced"}}
+    with caplog.at_level("INFO", logger="lgseg.train"):
+        pre = run_training("pretrain", cfg, train_paths(tiny_data, tmp_path / "pre", embeddings=tiny_data["text"]),
+                           progress=False)
+    hist = pre["history"]
+    assert hist[-1]["loss"] > 0 and not any(k.startswith("val_") for h in hist for k in h)
+    assert "no validation: supcon pretraining" in caplog.text
+    fine = run_training("finetune", {**tiny_cfg, "epochs": 1},
+                        train_paths(tiny_data, tmp_path / "fine", embeddings=tiny_data["text"],
+                                    init=tmp_path / "pre/model.pt", stats=tiny_data["stats"]), progress=False)
+    assert fine["steps"] == 2 and "val_miou" in fine["history"][-1]

@@ -132,7 +132,9 @@ def test_the_schemas_choices_are_the_codes():
     from lgseg.data.dataset import VOXEL_POINTS
     from lgseg.data.instance_sampling import RULES as SAMPLING_RULES
     from lgseg.losses import LOSSES
+    from lgseg.config import PRETRAIN_OBJECTIVES
     from lgseg.losses.contrastive import FORMS
+    from lgseg.losses.supcon import SAMPLINGS as SUPCON_SAMPLINGS
     from lgseg.models import MODELS
     from lgseg.models.backends import BACKENDS
     from lgseg.models.res16unet import INITS
@@ -141,7 +143,7 @@ def test_the_schemas_choices_are_the_codes():
 
     assert MODEL_NAMES == MODELS.keys()
     assert CLIP_MODELS == tuple(CLIP_FILES)
-    assert set(FINETUNE_LOSSES) == set(LOSSES.keys()) - {"contrastive"}
+    assert set(FINETUNE_LOSSES) == set(LOSSES.keys()) - {"contrastive", "supcon"}  # pretraining's losses
 
     def choices(section, key):
         return set(typing.get_args(section.model_fields[key].annotation))
@@ -152,6 +154,8 @@ def test_the_schemas_choices_are_the_codes():
     assert choices(schema.Annotation, "rule") == set(ANNOTATION_RULES)
     assert choices(schema.InstanceSampling, "rule") == set(SAMPLING_RULES)
     assert choices(schema.Contrastive, "form") == set(FORMS)
+    assert choices(schema.SupCon, "sampling") == set(SUPCON_SAMPLINGS)
+    assert choices(schema.Pretrain, "objective") == set(PRETRAIN_OBJECTIVES)
 
 
 def test_the_schema_imports_no_torch():

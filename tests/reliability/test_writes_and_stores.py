@@ -295,8 +295,9 @@ def test_code_carrying_checkpoint_is_refused_in_one_line_by_the_cli(tmp_path):
     payload = {"state_dict": {"x": torch.zeros(1)}, "meta": _RunsCode(marker)}
     torch.save(payload, files["zip"])
     torch.save(payload, files["legacy"], _use_new_zipfile_serialization=False)
+    (tmp_path / "data").mkdir()  # predict checks that the data folder exists before it reads the model
     procs = [subprocess.Popen([sys.executable, "-m", "lgseg.cli", "predict", "--checkpoint", str(f), "--data",
-                               str(tmp_path / "none"), "--out", str(tmp_path / "out")], env=_child_env(),
+                               str(tmp_path / "data"), "--out", str(tmp_path / "out")], env=_child_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in files.values()]
     for f, p in zip(files.values(), procs):
         _, err = p.communicate(timeout=120)

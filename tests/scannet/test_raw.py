@@ -91,3 +91,40 @@ def test_non_triangle_faces_are_rejected(tmp_path):
     (d / "scene0000_00.txt").write_text("sceneType = Office\n")
     with pytest.raises(InputError, match="faces that are not triangles"):
         read_scene(tmp_path, "scene0000_00", annotations=False)
+
+
+def test_vertex_normals_weigh_faces_by_area():
+    from lgseg.scannet.raw import vertex_normals
+
+    # vertex 0 is on a 2 m^2 face facing +z (winding 0-1-2 counter-clockwise from above) and on a
+    # 0.5 m^2 face facing +x; vertex 5 is on no face; faces 6-7-8 are degenerate (collinear)
+    coord = np.array([[0, 0, 0], [2, 0, 0], [0, 2, 0], [0, 0, 1], [0, 1, 0], [9, 9, 9],
+                      [1, 1, 1], [2, 2, 2], [3, 3, 3]], dtype=np.float32)
+    faces = np.array([[0, 1, 2], [0, 4, 3], [6, 7, 8]])
+    n = vertex_normals(coord, faces)
+    assert n.shape == (9, 3)
+    np.testing.assert_allclose(n[0], np.array([0.5, 0, 2]) / np.hypot(0.5, 2), rtol=1e-6)
+    assert n.dtype == np.float32
+    np.testing.assert_allclose(n[1], [0, 0, 1])
+    np.testing.assert_allclose(n[3], [1, 0, 0])
+    np.testing.assert_array_equal(n[5], [0, 0, 0])  # on no face: no direction (Pointcept: 0 too)
+    np.testing.assert_array_equal(n[6:], 0)
+    np.testing.assert_allclose(vertex_normals(coord, faces[:, ::-1])[1], [0, 0, -1])  # winding sets the side
+    np.testing.assert_array_equal(vertex_normals(coord, np.zeros((0, 3), np.int32)), 0)
+    c, s_ = np.cos(1.1), np.sin(1.1)
+    rot = np.array([[c, 0, s_], [0, 1, 0], [-s_, 0, c]])  # a rotation turns the normals with it
+    np.testing.assert_allclose(vertex_normals(coord, faces, rot)[:4], (n[:4].astype(np.float64) @ rot.T), atol=1e-6)
+
+
+def test_read_scene_normals_are_in_coords_frame(tmp_path):
+    from scannet_files import write_ply
+
+    c, s_ = np.cos(0.3), np.sin(0.3)
+    align = np.array([[c, -s_, 0, 1.5], [s_, c, 0, -2.0], [0, 0, 1, 0.25], [0, 0, 0, 1]])
+    pts = np.array([[0, 0, 0], [1, 0, 0], [0, 0, 1]], dtype=np.float32)  # a triangle in the x-z plane
+    d = write_scene(tmp_path, "scene0000_00", pts, [1, 1, 1], [(0, "wall", [1])], align=align)
+    write_ply(d / "scene0000_00_vh_clean_2.ply", pts, np.zeros((3, 3), np.uint8), np.array([[0, 1, 2]]))
+    assert read_scene(tmp_path, "scene0000_00").normal is None  # only when asked (preprocessing asks)
+    scene = read_scene(tmp_path, "scene0000_00", normals=True)
+    assert scene.normal.dtype == np.float32 and scene.normal.shape == (3, 3)
+    np.testing.assert_allclose(scene.normal, [align[:3, :3] @ [0, -1, 0]] * 3, atol=1e-6)

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -12,11 +13,22 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = str(Path(sys.executable).parent)
 
 
-def sh(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command as a user would in the activated environment (stages call `python`)."""
+def sh(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True,
+       pipes: bool = True) -> subprocess.CompletedProcess:
+    """Run a command as a user would in the activated environment (stages call `python`).
+
+    ``pipes=False``: output through temporary files, for commands that start a daemon (`dvc queue
+    start`): a daemon that inherits an output pipe would keep the call waiting as long as it lives."""
     env = {**(os.environ if env is None else env), "PATH": VENV_BIN + os.pathsep + os.environ["PATH"],
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if pipes:
+        r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    else:
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            code = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                  timeout=300).returncode
+            out.seek(0), err.seek(0)
+            r = subprocess.CompletedProcess(cmd, code, out.read(), err.read())
     if check:
         assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}"
     return r

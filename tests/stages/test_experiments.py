@@ -5,52 +5,26 @@ default SQLite database at the repository root (for queued experiments, which ru
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 import yaml
 from conftest import make_project, sh
 from mlflow.tracking import MlflowClient
+from mlflow_server import artifact_paths, mlflow_server
 
-VENV_BIN = Path(sys.executable).parent
+from lgseg.plots import PER_CLASS_PNG
+from lgseg.tracking import flatten, numeric
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`mlflow server` on a free local port; stopped by its PID (and its workers by its group)."""
+    """`mlflow server` on a free local port, with its own database and artifact folder."""
     d = tmp_path_factory.mktemp("mlflow")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{d / 'server.db'}", "--artifacts-destination", str(d / "artifacts")],
-        cwd=d, stdout=open(d / "server.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None and time.time() < deadline, (d / "server.log").read_text()[-3000:]
-            time.sleep(0.5)
+    with mlflow_server(d, "--backend-store-uri", f"sqlite:///{d / 'server.db'}",
+                       "--artifacts-destination", str(d / "artifacts")) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -58,23 +32,34 @@ def project(tmp_path_factory):
     d = make_project(tmp_path_factory.mktemp("exp"))
     sh(["git", "add", "-A"], d)
     sh(["git", "commit", "-qm", "pipeline"], d)
-    return d
+    yield d
+    # no queue worker outlives the tests (one whose idle-shutdown thread crashed would run on)
+    sh(["dvc", "queue", "stop"], d, env=env_without_tracking(), check=False, pipes=False)
 
 
 def env_without_tracking() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
 
 
-def exp_table(project) -> dict:
-    """name -> (params.yaml, metrics/evaluate.json) of each experiment, from `dvc exp show --json`."""
+def exp_table(project, all_metrics: bool = False) -> dict:
+    """name -> (params.yaml, metrics/evaluate.json) of each experiment, from `dvc exp show --json`;
+    ``all_metrics``: every metric file's data by its path instead of evaluate.json's."""
     table = {}
     for base in json.loads(sh(["dvc", "exp", "show", "--json"], project).stdout):
         for exp in base.get("experiments") or []:
             rev = exp["revs"][0]
             data = rev["data"]
+            metrics = {path: m["data"] for path, m in data["metrics"].items()}
             table[rev["name"]] = (data["params"]["params.yaml"]["data"],
-                                  data["metrics"]["metrics/evaluate.json"]["data"])
+                                  metrics if all_metrics else metrics["metrics/evaluate.json"])
     return table
+
+
+def metric_files_by_stage(project) -> dict:
+    """stage -> its metric files, as the project's dvc.yaml declares them."""
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    return {name: [next(iter(e)) if isinstance(e, dict) else e for e in s.get("metrics", [])]
+            for name, s in stages.items() if s.get("metrics")}
 
 
 def wait_for_queue(project, env, timeout=900) -> str:
@@ -109,6 +94,7 @@ def test_two_experiments_reach_the_mlflow_server(project, server):
 
     table = exp_table(project)
     assert table["gamma1"][0]["loss"]["gamma"] == 1 and table["gamma3"][0]["loss"]["gamma"] == 3
+    all_metrics = exp_table(project, all_metrics=True)
 
     exp_id = requests.get(f"{server}/api/2.0/mlflow/experiments/get-by-name",
                           params={"experiment_name": "lgseg"}, timeout=30).json()["experiment"]["experiment_id"]
@@ -138,7 +124,18 @@ def test_two_experiments_reach_the_mlflow_server(project, server):
         assert miou == pytest.approx(table[name][1]["all"]["miou"])
         parent_metrics = {m["key"]: m["value"] for m in parent["data"]["metrics"]}
         assert parent_metrics["evaluate/all.miou"] == pytest.approx(miou)
+        assert parent_metrics["_headline/all.miou"] == pytest.approx(miou)  # named to sort first
         assert {p["key"]: p["value"] for p in parent["data"]["params"]}["loss.gamma"] == gamma
+        # every stage's final metrics, gamma3's pretrain too, which DVC restored instead of running
+        expected = {f"{stage}/{k}": v for stage, files in metric_files_by_stage(project).items() for f in files
+                    for k, v in numeric(flatten(all_metrics[name][1][f])).items()}
+        assert {k: v for k, v in parent_metrics.items() if not k.startswith("_")} == pytest.approx(expected)
+        assert any(k.startswith("pretrain/") for k in expected)
+        # and the evaluate stage's files, as the UI lists them
+        files = artifact_paths(server, parent["info"]["run_id"])
+        assert {"evaluate.json", "per_class.csv", "long_tail_iou_vs_train_points.png", PER_CLASS_PNG,
+                "most_confused_pairs.png", "finetune_curve.png"} <= files, files
+        assert "per_class.png" not in files
 
 
 def test_queued_experiments_run_in_copies_and_log_to_the_repo_database(project):
@@ -148,7 +145,7 @@ def test_queued_experiments_run_in_copies_and_log_to_the_repo_database(project):
     sh(["git", "commit", "-qm", "gamma1 results"], project)
     for name, gamma in (("q0", 0), ("q5", 5)):
         sh(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"loss.gamma={gamma}"], project, env=env)
-    sh(["dvc", "queue", "start"], project, env=env)
+    sh(["dvc", "queue", "start"], project, env=env, pipes=False)
     status = wait_for_queue(project, env)
     assert status.count("Success") == 2, status
     table = exp_table(project)
@@ -163,7 +160,10 @@ def test_queued_experiments_run_in_copies_and_log_to_the_repo_database(project):
         assert {r.info.status for r in runs} == {"FINISHED"}
         ev = next(r for r in runs if r.data.tags["lgseg.stage"] == "evaluate")
         assert ev.data.metrics["all.miou"] == pytest.approx(table[name][1]["all"]["miou"])
-        assert ev.info.artifact_uri.startswith((project / "mlartifacts").as_uri())
+        # artifacts in the repo's mlartifacts/ (which `mlflow ui` started there serves), not the copies'
+        assert ev.info.artifact_uri == f"mlflow-artifacts:/{exp.experiment_id}/{ev.info.run_id}/artifacts"
+        folder = project / "mlartifacts" / exp.experiment_id / ev.info.run_id / "artifacts"
+        assert (folder / "per_class.csv").is_file() and (folder / "plots/long_tail_iou_vs_train_points.png").is_file()
 
 
 def test_exp_apply_and_branch(project):
@@ -183,14 +183,16 @@ def test_table1_queued_with_one_command_and_reported(project):
     env = env_without_tracking()
     sh(["git", "checkout", "--", "."], project)  # the committed baseline, not the last applied experiment
     sh(["dvc", "checkout", "--force"], project, env=env)
-    sh(["lgseg", "queue", "table1", "--start"], project, env=env)
+    sh(["lgseg", "queue", "table1", "--start"], project, env=env, pipes=False)
     wait_for_queue(project, env)
     sh(["lgseg", "report", "--out", "reports"], project, env=env)
     table = (project / "reports/table1.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
-    assert [r.split(" | ")[0][2:] for r in rows] == ["Scratch", "Ins. samp.", "C-Focal", "Ours (CLIP only)", "Ours"]
-    for row in rows:  # 12 cells "ours (paper)"; ours is "–" only where a score is undefined on the tiny set
-        cells = row.rstrip(" |").split(" | ")[1:]
+    assert [r.split(" | ")[0][2:] for r in rows] == ["Scratch", "Ins. samp.", "C-Focal", "SupCon",
+                                                     "Ours (CLIP only)", "Ours"]
+    for row in rows:  # one run each (params.yaml's seeds), then 12 cells "ours (paper)"; ours is "–" only
+        runs, *cells = row.rstrip(" |").split(" | ")[1:]  # where a score is undefined on the tiny set
+        assert runs == "1", row
         assert len(cells) == 12 and all(re.fullmatch(r"(–|\d+\.\d) \(\d+\.\d\)", c) for c in cells), row
         assert re.fullmatch(r"\d+\.\d", cells[3].split()[0])  # mIoU over all classes is always defined
     assert "not ScanNet numbers" in table and (project / "reports/table1.png").stat().st_size > 10_000
