@@ -1,4 +1,4 @@
-"""Synthetic ScanNet v2 rooms written in the exact raw layout of the real data set.
+"""Synthetic ScanNet v2 rooms written in the exact raw layout of the real data set: the demo world.
 
 Real ScanNet cannot be downloaded here, so this package makes the project's demo data: rectangular
 rooms (floor + 4 walls) furnished with objects of the 200 ScanNet200 classes, written as
@@ -8,34 +8,49 @@ tsv and the split lists.  A reader of real ScanNet reads them unchanged.
 
 Design choices that matter downstream:
 
-* Classes are learnable from xyz + rgb: every class has a fixed appearance, never dependent on
-  the seed (``class_appearance``): a hand-set shape family and size, and a base colour from its
-  index (well spread over the RGB cube); instances jitter size by ±15 % and colour slightly.
-* Long tail: objects draw class ``c`` with p ∝ (r(c) + 5) ** -1.1, where r is the class's
-  frequency rank among the 198 drawable classes (all head classes first, then common, then
-  tail, each in index order), so every head class is more frequent than every common class,
-  and every common class more than every tail class.  Walls and floor are room structure.
+* Appearance follows what a class is (``appearance``): every class belongs to one coarse category
+  of a written-down taxonomy (chair, sofa, table, cabinet, appliance, kitchenware, ...; the tsv's
+  ``nyu40class`` / ``mpcat40`` columns carry it), which fixes a shape family, a size range, a
+  colour family (one hue, dark to light) and an accent colour for parts; within the category a
+  class differs by its proportions, its parts and its shade.  So semantically related names look
+  related, as in real rooms: a modelling assumption of the demo (README, "The demo world").
+* Every split is learnable at the demo's budget (``labels.allocate``, ``write.deal``): each train
+  room is dealt ``objects["train"]`` objects; first ``train_min[s]`` guaranteed instances of every
+  class of the head/common/tail split s (the demo: 10 / 10 / 5), then the rest drawn with
+  p ∝ (frequency rank + 5) ** -1.1 (head classes first, so a long tail remains); each val room
+  ``objects["val"]``, every class at least ``val_min`` times over the val rooms.  Guaranteed
+  objects are always placed and annotated (a room is enlarged until everything fits).
+* Sizes are real up to 0.4 m and compressed above (``appearance.demo_length``: a 2 m bed is
+  1.04 m, a 2.5 m high room 1.24 m), small props are at least 24 cm in their two largest
+  dimensions and 12 cm high, and objects on walls stand 10 cm out of them, so dense rooms stay
+  within the demo's voxel budget and every object spans several 8 cm voxels of its own.
+* Surfaces a scanner cannot see are not meshed: the floor under closed-bottom objects, a support's
+  top under its props, the wall behind objects on it and behind furniture standing against it.
+  Props stand on tables, counters, low cabinets, beds, sofa seats, mats and shelf boards.
 * Label traps of the real data: objects with no segGroup, labels that the tsv maps to an id
   outside the 200, labels missing from the tsv, alias labels ("sofa" -> couch), a raw category
   listed twice in the tsv (the first row counts) and a ``category`` with a trailing space.
 * Each PLY is in the "scan" frame; the ``axisAlignment`` in ``<scene>.txt`` (a rotation about z
   plus a translation) maps it to the axis-aligned room with the floor at z = 0.
 * Meshes are triangulated grids: ``spacing`` (4 cm) on objects, 1.5x that on walls, floor and
-  large flat faces (like ScanNet's decimated planes), about 30k-100k vertices per room.  Segments
-  are ~0.5 m patches of each surface (1 m on walls/floor); small props are one segment.
-* Scene i is seeded from (seed, i) alone, so output bytes do not depend on ``workers``.
+  large flat faces (like ScanNet's decimated planes).  Segments are ~0.5 m patches of each surface
+  (1 m on walls/floor); small props are one segment.
+* The classes of every room are dealt from the seed alone and scene i is built from (seed, i)
+  and its dealt classes, so output bytes do not depend on ``workers``.
 
-Modules, one concern each: ``labels`` (vocabulary, label traps, long-tailed class draw, the tsv's
-rows), ``appearance`` (per-class shape, size, colour), ``layout`` (objects placed in a room),
-``mesh`` (triangulated primitives and object shapes), ``scene`` (a room meshed, coloured,
-segmented, in the scan frame) and ``write`` (files in the raw layout; ``generate``).
+Modules, one concern each: ``appearance`` (taxonomy and per-class look), ``labels`` (vocabulary,
+label traps, long-tailed class draw, allocation to rooms, the tsv's rows), ``layout`` (a room
+sized for its objects, and where each stands), ``mesh`` (triangulated primitives and the shape
+families with their parts), ``scene`` (a room meshed, coloured, segmented, in the scan frame) and
+``write`` (files in the raw layout; ``deal``, ``generate``).
 """
 
-from lgseg.synthetic.appearance import Appearance, class_appearance, label_appearance
-from lgseg.synthetic.labels import ALIASES, IGNORED_LABELS, TSV_COLUMNS, UNKNOWN_LABELS, sample_classes
-from lgseg.synthetic.write import SEGS_PARAMS, generate, split_counts, write_labels_tsv
+from lgseg.synthetic.appearance import CATEGORIES, Appearance, class_appearance, class_category, label_appearance
+from lgseg.synthetic.labels import ALIASES, IGNORED_LABELS, TSV_COLUMNS, UNKNOWN_LABELS, allocate, sample_classes
+from lgseg.synthetic.write import SEGS_PARAMS, deal, generate, params_options, split_counts, write_labels_tsv
 
 __all__ = [
-    "ALIASES", "IGNORED_LABELS", "UNKNOWN_LABELS", "TSV_COLUMNS", "SEGS_PARAMS", "Appearance",
-    "class_appearance", "label_appearance", "sample_classes", "split_counts", "write_labels_tsv", "generate",
+    "ALIASES", "IGNORED_LABELS", "UNKNOWN_LABELS", "TSV_COLUMNS", "SEGS_PARAMS", "CATEGORIES", "Appearance",
+    "class_appearance", "class_category", "label_appearance", "allocate", "sample_classes", "deal",
+    "split_counts", "write_labels_tsv", "generate", "params_options",
 ]

@@ -8,7 +8,7 @@ import multiprocessing
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from plyfile import PlyData, PlyElement, PlyListProperty
@@ -16,9 +16,9 @@ from tqdm import tqdm
 
 from lgseg.errors import InputError
 from lgseg.fileio import atomic_dir, atomic_file
-from lgseg.scannet.constants import CLASS_NAMES, is_scene_id
+from lgseg.scannet.constants import CLASS_NAMES, SPLITS, is_scene_id
 from lgseg.scannet.layout import LABELS_TSV, SPLIT_NAMES, scan_dir, scene_file_name, split_list_path
-from lgseg.synthetic.labels import TSV_EOL, TSV_COLUMNS, tsv_rows
+from lgseg.synthetic.labels import TSV_EOL, TSV_COLUMNS, allocate, tsv_rows
 from lgseg.synthetic.scene import _build_scene
 
 SEGS_PARAMS = {"kThresh": "0.0001", "segMinVerts": "20", "minPoints": "750", "maxPoints": "30000",
@@ -66,8 +66,8 @@ def _scene_info(rng: np.random.Generator, align: np.ndarray) -> str:
 
 
 def _write_scene(out_dir: Path, scene: str, split: str, scene_rng: np.random.Generator,
-                 spacing: float, noise_std: float) -> dict:
-    sc = _build_scene(scene_rng, spacing, noise_std)
+                 spacing: float, noise_std: float, classes: Sequence[tuple[int, bool]]) -> dict:
+    sc = _build_scene(scene_rng, spacing, noise_std, classes)
     info = _scene_info(scene_rng, sc.align)
     final = out_dir / scan_dir(split) / scene
     with atomic_dir(final) as d:  # d is a temporary name: files are named by the scene id, not d.name
@@ -82,7 +82,8 @@ def _write_scene(out_dir: Path, scene: str, split: str, scene_rng: np.random.Gen
             (d / scene_file_name(scene, "aggregation")).write_text(json.dumps(agg))
         (d / scene_file_name(scene, "meta")).write_text(info)
     return {"scene": scene, "split": split, "vertices": len(sc.verts),
-            "classes": [o.class_index for o in sc.objects]}
+            "classes": [o.class_index for o in sc.objects],
+            "labelled": [o.class_index for o in sc.objects if o.labelled and o.class_index >= 0]}
 
 
 def write_labels_tsv(path: str | Path) -> None:
@@ -108,9 +109,9 @@ def split_counts(n: int, fractions: Sequence[float] = (0.7, 0.2, 0.1)) -> tuple[
 
 
 def _scene_job(args: tuple) -> dict:
-    out_dir, i, scene, split, seed, spacing, noise_std = args
-    rng = np.random.default_rng([seed, i])  # depends on (seed, i) only, not on the worker
-    return _write_scene(Path(out_dir), scene, split, rng, spacing, noise_std)
+    out_dir, i, scene, split, seed, spacing, noise_std, classes = args
+    rng = np.random.default_rng([seed, i])  # depends on (seed, i) and the dealt classes only, not on the worker
+    return _write_scene(Path(out_dir), scene, split, rng, spacing, noise_std, classes)
 
 
 def _prune_stale(out_dir: Path, keep: dict[str, set[str]]) -> None:
@@ -126,27 +127,62 @@ def _prune_stale(out_dir: Path, keep: dict[str, set[str]]) -> None:
                 shutil.rmtree(d)
 
 
+#: the demo world's defaults (params.yaml's data.synthetic section holds the same values)
+OBJECTS = {"train": 62, "val": 32, "test": 24}
+TRAIN_MIN = {"head": 10, "common": 10, "tail": 5}
+VAL_MIN = 1
+
+
+def deal(num_scenes: int, seed: int, objects: Mapping[str, int], train_min: Mapping[str, int], val_min: int,
+         split_fractions: Sequence[float] = (0.7, 0.2, 0.1)) -> list[list[tuple[int, bool]]]:
+    """The classes dealt to each scene, from the seed alone: ``objects[split]`` per room
+    (``labels.allocate``), where train rooms guarantee ``train_min[s]`` instances of every class
+    of the head/common/tail split s, val rooms ``val_min`` of every class, test rooms none."""
+    n_train, n_val, n_test = split_counts(num_scenes, split_fractions)
+    rng = np.random.default_rng([seed, 1 << 20, 1])  # never a scene's (seed, i)
+    return (allocate(rng, n_train, objects["train"], train_min)
+            + allocate(rng, n_val, objects["val"], {s: val_min for s in SPLITS})
+            + allocate(rng, n_test, objects["test"], {s: 0 for s in SPLITS}))
+
+
+def params_options(section: Mapping) -> dict:
+    """``generate``'s keyword arguments from params.yaml's ``data.synthetic`` section."""
+    return {"num_scenes": section["scenes"], "seed": section["seed"], "objects": dict(section["objects"]),
+            "train_min": dict(section["train_min"]), "val_min": section["val_min"]}
+
+
 def generate(out_dir: str | Path, num_scenes: int, seed: int = 0, workers: int = 1, progress: bool = True,
-             *, spacing: float = 0.04, noise_std: float = 0.004,
+             *, objects: Mapping[str, int] | None = None, train_min: Mapping[str, int] | None = None,
+             val_min: int = VAL_MIN, spacing: float = 0.04, noise_std: float = 0.004,
              split_fractions: Sequence[float] = (0.7, 0.2, 0.1)) -> dict:
     """Write ``num_scenes`` synthetic rooms in ScanNet v2's raw layout under ``out_dir``.
 
     Scenes ``scene0000_00`` ... are split in order into train, val and test (``split_counts``).
-    ``spacing`` is the object mesh grid step in metres (walls/floor use 1.5x), ``noise_std`` the
-    Gaussian vertex noise.  Existing scene folders of an earlier run that this run does not
-    write are removed.  Returns a summary: scenes per split, vertex counts, objects per class.
+    Each room gets ``objects[split]`` objects of the 200 classes (``deal``: the guaranteed
+    instances ``train_min`` / ``val_min`` first, the rest long-tailed) plus label traps, in a room
+    sized for them.  ``spacing`` is the object mesh grid step in metres (walls/floor use 1.5x),
+    ``noise_std`` the Gaussian vertex noise.  Existing scene folders of an earlier run that this
+    run does not write are removed.  Returns a summary: scenes per split, vertex counts, objects
+    per class, labelled instances per class and split.
     """
     out_dir = Path(out_dir)
+    train_min = dict(TRAIN_MIN if train_min is None else train_min)
+    objects = dict(OBJECTS if objects is None else objects)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(out_dir, "exists and is not a directory", "Choose another output folder.")
     if num_scenes < 1 or num_scenes > 10000:
         raise ValueError(f"num_scenes must be in 1..10000, got {num_scenes}")
     if not spacing > 0.005 or noise_std < 0:
         raise ValueError(f"need spacing > 0.005 m and noise_std >= 0, got {spacing}, {noise_std}")
+    if (set(objects) != set(SPLIT_NAMES) or min(objects.values()) < 1 or val_min < 0
+            or set(train_min) != set(SPLITS) or min(train_min.values()) < 0):
+        raise ValueError(f"need objects >= 1 for each of {', '.join(SPLIT_NAMES)}, val_min >= 0 and train_min "
+                         f">= 0 for each of {', '.join(SPLITS)}; got {objects}, {val_min}, {train_min}")
     n_train, n_val, _ = split_counts(num_scenes, split_fractions)
     scenes = [f"scene{i:04d}_00" for i in range(num_scenes)]
     splits = ["train" if i < n_train else "val" if i < n_train + n_val else "test" for i in range(num_scenes)]
-    jobs = [(str(out_dir), i, scenes[i], splits[i], seed, spacing, noise_std) for i in range(num_scenes)]
+    dealt = deal(num_scenes, seed, objects, train_min, val_min, split_fractions)
+    jobs = [(str(out_dir), i, scenes[i], splits[i], seed, spacing, noise_std, dealt[i]) for i in range(num_scenes)]
 
     out_dir.mkdir(parents=True, exist_ok=True)
     workers = max(1, min(workers, num_scenes))
@@ -173,6 +209,8 @@ def generate(out_dir: str | Path, num_scenes: int, seed: int = 0, workers: int =
                            scan_dir("test"): set(by_split["test"])})
 
     per_class = Counter(CLASS_NAMES[c] for r in results for c in r["classes"] if c >= 0)
+    instances = {s: Counter(CLASS_NAMES[c] for r in results if r["split"] == s for c in r["labelled"])
+                 for s in ("train", "val")}
     vertices = [r["vertices"] for r in results]
     return {
         "out_dir": str(out_dir), "seed": seed,
@@ -181,4 +219,5 @@ def generate(out_dir: str | Path, num_scenes: int, seed: int = 0, workers: int =
         "vertices_per_scene": {"min": min(vertices), "mean": int(np.mean(vertices)), "max": max(vertices)},
         "ignored_objects": sum(c < 0 for r in results for c in r["classes"]),
         "objects_per_class": dict(sorted(per_class.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "labelled_instances": {s: dict(sorted(c.items())) for s, c in instances.items()},
     }

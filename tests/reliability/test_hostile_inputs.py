@@ -276,7 +276,8 @@ def _download_stage():
 def test_download_replaces_data_raw_only_when_complete(tmp_path, monkeypatch):
     download = _download_stage()
     monkeypatch.chdir(tmp_path)
-    data = {"source": "synthetic", "scannet_root": "", "synthetic": {"scenes": 2, "seed": 0}, "workers": 1}
+    synthetic = {**yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["synthetic"], "scenes": 2}
+    data = {"source": "synthetic", "scannet_root": "", "synthetic": synthetic, "workers": 1}
     download.main({"data": data}, None)
     raw = tmp_path / "data" / "raw"
     before = _listing(raw)

@@ -184,16 +184,23 @@ def test_check_params_passes_the_committed_params_yaml(monkeypatch, capsys):
     assert cli(["check-params", "profiles/paper.yaml"]) == 0
 
 
+def test_check_params_on_a_missing_file_names_it_and_the_fix(tmp_path, capsys):
+    path = tmp_path / "params.yaml"
+    assert cli(["check-params", str(path)]) == 1
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err == (f"lgseg check-params: error: {path}: the params file does not exist. Run in the repo root "
+                       "(it holds params.yaml; profiles/ holds others) or name the file: lgseg check-params FILE\n")
+
+
 @pytest.mark.parametrize("text, problem", [
-    (None, "cannot read: No such file or directory"),
     ("data: [1\n", "not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'"),
     ("", "expected a mapping of sections (data, annotation, augment, text, model, train, pretrain, finetune, "
          "loss, instance_sampling, evaluate, tracking), got None"),
 ])
 def test_check_params_on_an_unreadable_file_is_one_line(tmp_path, capsys, text, problem):
     path = tmp_path / "params.yaml"
-    if text is not None:
-        path.write_text(text)
+    path.write_text(text)
     assert cli(["check-params", str(path)]) == 1
     assert capsys.readouterr().out == f"{path}: {problem}\n"
 
