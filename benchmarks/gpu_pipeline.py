@@ -81,6 +81,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="where models, curves and predictions go")
     ap.add_argument("--epochs", type=int, default=10, help="epochs per training stage (demo: 30)")
     ap.add_argument("--workers", type=int, default=4, help="DataLoader worker processes")
+    ap.add_argument("--scratch", action="store_true",
+                    help="also fine-tune from scratch (Table 1's Scratch row) and evaluate it on the device")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                     help="cpu: check the script without a GPU (its numbers are not GPU numbers)")
     a = ap.parse_args(argv)
@@ -99,6 +101,12 @@ def main(argv=None) -> int:
     s_gpu, t_gpu = evaluate(a.out / "finetune.pt", a.data, a.out, "gpu", a.device)
     s_cpu, t_cpu = evaluate(a.out / "finetune.pt", a.data, a.out, "cpu", "cpu")
     share, vertices = agreement(a.out)
+    if a.scratch:
+        scratch = a.out / "scratch"
+        scratch.mkdir(exist_ok=True)
+        sc, t_sc = train("finetune", copy.deepcopy(params), a.data, scratch)
+        rows.append(("scratch", t_sc, sc["history"][-1]))
+        s_sc, _ = evaluate(scratch / "finetune.pt", a.data, scratch, "gpu", a.device)
 
     print(f"\n{'stage':10}{'seconds':>9}  last epoch's logged metrics")
     for name, secs, last in rows:
@@ -106,6 +114,9 @@ def main(argv=None) -> int:
         print(f"{name:10}{secs:>9.1f}  {json.dumps(shown)}")
     print(f"evaluate  {t_gpu:>9.1f}  {a.device}: val mIoU {s_gpu['all']['miou']:.2f}, head {s_gpu['head']['miou']:.2f}")
     print(f"evaluate  {t_cpu:>9.1f}  cpu:  val mIoU {s_cpu['all']['miou']:.2f}, head {s_cpu['head']['miou']:.2f}")
+    for name, s in [("pretrained", s_gpu)] + ([("scratch", s_sc)] if a.scratch else []):
+        print(f"{name:10} val mIoU all / head / common / tail: "
+              + " / ".join("n/a" if s[k]["miou"] is None else f"{s[k]['miou']:.2f}" for k in ("all", "head", "common", "tail")))
     print(f"{a.device} vs cpu predictions of the same model file: {100 * share:.3f}% of {vertices:,} vertex labels agree")
     json.dump({"rows": [{"stage": n, "seconds": s, "last": last} for n, s, last in rows],
                "eval": {a.device: s_gpu["all"], "cpu": s_cpu["all"]}, "agree": share, "vertices": vertices},
