@@ -193,7 +193,9 @@ def _run(jobs: list, out_dir: Path, table: LabelTable | None, workers: int, keep
     report = PreprocessReport()
     bar = tqdm(total=len(jobs), desc="preprocess", unit="scene", disable=not progress)
     _init_worker(table)
-    pool = (mp.get_context("fork").Pool(workers, _init_pool_worker, (table, os.getpid())) if workers > 1
+    # spawn, not fork: the caller may run threads (MLflow's, tqdm's monitor) whose locks a forked
+    # worker would inherit held, and wait on forever (a preprocess stage hung so in a CI run)
+    pool = (mp.get_context("spawn").Pool(workers, _init_pool_worker, (table, os.getpid())) if workers > 1
             else _Inline())
     with pool:
         for res in pool.imap_unordered(_worker, jobs):

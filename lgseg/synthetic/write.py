@@ -193,7 +193,7 @@ def generate(out_dir: str | Path, num_scenes: int, seed: int = 0, workers: int =
             results.append(_scene_job(job))
             bar.update()
     else:
-        with multiprocessing.Pool(workers) as pool:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:  # no inherited locks (see preprocess)
             results = []
             for r in pool.imap(_scene_job, jobs):
                 results.append(r)
