@@ -230,15 +230,19 @@ KILLED_RUN = textwrap.dedent('''
         time.sleep(3)
         return P.SceneResult(scene, split)
 
-    P.process_scene = slow
-    P.preprocess(sys.argv[1], sys.argv[2], workers=2, progress=False)
+    P.process_scene = slow  # top level: the spawned workers import this file as __mp_main__ and get it too
+
+    if __name__ == "__main__":
+        P.preprocess(sys.argv[1], sys.argv[2], workers=2, progress=False)
 ''')
 
 
 def test_sigkill_of_parallel_preprocess_leaves_no_worker_tracebacks(tiny_raw, tmp_path):
     busy = tmp_path / "busy"
     busy.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tiny_raw), str(tmp_path / "out"), str(busy)],
+    script = tmp_path / "killed_run.py"  # a file, not -c: spawned workers re-import it
+    script.write_text(KILLED_RUN)
+    proc = subprocess.Popen([sys.executable, str(script), str(tiny_raw), str(tmp_path / "out"), str(busy)],
                             stderr=subprocess.PIPE, text=True)
     t0 = time.monotonic()
     while len(list(busy.iterdir())) < 2 and proc.poll() is None and time.monotonic() - t0 < 60:
