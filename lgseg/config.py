@@ -31,6 +31,10 @@ def training_config(params: dict, stage: str) -> dict:
     cfg["voxel_size"] = params["data"]["voxel_size"]
     cfg["voxel_point"] = params["data"]["train_voxel_point"]
     cfg["augment"] = params["augment"]
+    if stage == "pretrain":  # each objective may train at its own learning rate (pretrain.<section>.lr)
+        lr = objective_section(cfg).get("lr")
+        if lr is not None:
+            cfg["optimizer"] = {**cfg["optimizer"], "lr": lr}
     if stage == "finetune":
         cfg["loss"] = params["loss"]  # as in params.yaml: loss_cfg makes it a LOSSES cfg when built
         cfg["instance_sampling"] = params.get("instance_sampling") or {"enabled": False}
@@ -78,13 +82,20 @@ PRETRAIN_OBJECTIVES: dict[str, tuple[str, str]] = {
 def pretrain_loss_cfg(cfg: Mapping[str, Any]) -> dict:
     """The pretraining loss as a ``LOSSES`` cfg: ``pretrain.objective`` (default ``language``) picks
     the section (``pretrain.contrastive`` or ``pretrain.supcon``); the other section is not read."""
+    options = {k: v for k, v in objective_section(cfg).items() if k != "lr"}  # lr: the optimizer's
+    return {**options, "type": PRETRAIN_OBJECTIVES[cfg.get("objective", "language")][1]}
+
+
+def objective_section(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The options of ``pretrain.objective`` (default ``language``): ``pretrain.contrastive`` or
+    ``pretrain.supcon``; its ``lr`` (when not null) replaces ``pretrain.optimizer.lr``."""
     objective = cfg.get("objective", "language")
     if objective not in PRETRAIN_OBJECTIVES:
         raise ValueError(f"pretrain.objective must be one of {', '.join(PRETRAIN_OBJECTIVES)}, not {objective!r}")
-    section, kind = PRETRAIN_OBJECTIVES[objective]
+    section = PRETRAIN_OBJECTIVES[objective][0]
     if section not in cfg:
         raise ValueError(f"pretrain.objective is {objective} but pretrain.{section} is missing")
-    return {**cfg[section], "type": kind}
+    return cfg[section]
 
 
 # params.yaml ``text`` keys -> encoder argument, per encoder; the other encoders' keys are ignored so

@@ -147,6 +147,8 @@ Fraction = _number("a number in (0, 1]", gt=0, le=1)  # also a BatchNorm momentu
 NonNegative = _number("a number >= 0", ge=0)
 Positive = _number("a number > 0", gt=0)
 Real = _number("a number")
+ObjectiveLr = _checked(Union[float, None], "a number > 0, or null (pretrain.optimizer.lr)",
+                       Field(gt=0, allow_inf_nan=False))
 Pair = _checked(list[float], "a [low, high] pair of numbers with low <= high",
                 Field(min_length=2, max_length=2), AfterValidator(_ordered))
 ScaleRange = _checked(list[float], "a [low, high] pair of numbers with 0 < low <= high",
@@ -333,12 +335,14 @@ class Contrastive(_Section):
     neg_weight: NonNegative = ref("1.0 (lambda)")
     num_negatives: PositiveInt = ref("3")
     form: ContrastiveForm = ref("reference")
+    lr: ObjectiveLr = ref("null (pretrain.optimizer.lr, 0.05)")
 
 
 class SupCon(_Section):
     temperature: Positive = ref("not given (Khosla et al.: 0.1)")
     samples: SupConSamples = ref("5 positives + 5 negatives per point")
     sampling: SupConSampling
+    lr: ObjectiveLr
 
 
 class _Training(_Section):

@@ -45,7 +45,7 @@ def test_paper_profile_is_the_reference_setting(stage):
     if stage == "pretrain":
         assert cfg["model"]["name"] == ref["model"] and cfg["contrastive"] == {
             "t_pos": ref["t_pos"], "t_neg": ref["t_neg"], "neg_weight": ref["lambda_neg"],
-            "num_negatives": ref["num_negatives"], "form": "reference"}
+            "num_negatives": ref["num_negatives"], "form": "reference", "lr": None}  # lr: the optimizer's
     else:
         assert cfg["loss"]["type"] == "cb_focal" and cfg["loss"]["gamma"] == ref["focal_gamma"]
     # the authors' model's training-time details (reference-notes 1.12) and today's GPU engine

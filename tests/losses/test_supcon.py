@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from lgseg.config import pretrain_loss_cfg
 from lgseg.losses import LOSSES, SupConLoss, supcon_loss
@@ -119,3 +121,20 @@ def test_the_pretrain_objective_picks_the_loss():
     assert pretrain_loss_cfg(no_objective)["type"] == "contrastive"
     with pytest.raises(ValueError, match="pretrain.objective must be one of language, supcon, not 'text'"):
         pretrain_loss_cfg({**section, "objective": "text"})
+
+
+def test_each_pretrain_objective_may_have_its_own_learning_rate():
+    from lgseg.config import training_config
+
+    params = yaml.safe_load((Path(__file__).parents[2] / "params.yaml").read_text())
+    pre = params["pretrain"]
+    pre["optimizer"]["lr"], pre["contrastive"]["lr"], pre["supcon"]["lr"] = 0.1, 2.0, None
+    cfg = training_config(params, "pretrain")
+    assert cfg["optimizer"]["lr"] == 2.0 and pretrain_loss_cfg(cfg) == {
+        **{k: v for k, v in pre["contrastive"].items() if k != "lr"}, "type": "contrastive"}
+    pre["objective"] = "supcon"  # null: the optimizer's own
+    cfg = training_config(params, "pretrain")
+    assert cfg["optimizer"]["lr"] == 0.1 and "lr" not in pretrain_loss_cfg(cfg)
+    pre["supcon"]["lr"] = 0.3
+    assert training_config(params, "pretrain")["optimizer"]["lr"] == 0.3
+    assert params["pretrain"]["optimizer"]["lr"] == 0.1  # params themselves untouched
