@@ -56,10 +56,21 @@ def _input_file(path: Path, what: str, fix: str) -> Path:
     return path
 
 
+def _triple(option: str, keys: tuple[str, str, str]):
+    """argparse type: ``"62,32,24"`` -> ``{keys[0]: 62, ...}`` (integers >= 0)."""
+    def parse(text: str) -> dict:
+        parts = text.split(",")
+        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+            raise argparse.ArgumentTypeError(f"{option} takes three integers >= 0 for {','.join(keys)}, not {text!r}")
+        return dict(zip(keys, map(int, parts), strict=True))
+    return parse
+
+
 def _synth(a: argparse.Namespace) -> None:
     from lgseg.synthetic import generate
 
-    summary = generate(a.out, num_scenes=a.scenes, seed=a.seed, workers=a.workers)
+    summary = generate(a.out, num_scenes=a.scenes, seed=a.seed, workers=a.workers, objects=a.objects,
+                       train_min=a.train_min, val_min=a.val_min)
     print(f"wrote {a.scenes} synthetic ScanNet-format scenes to {a.out}: {summary['scenes']}")
 
 
@@ -266,6 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scenes", type=int, default=40, help="how many scenes (split 70/20/10 into train/val/test)")
     s.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same scenes")
     s.add_argument("--workers", type=int, default=1, help="processes writing scenes in parallel")
+    from lgseg.synthetic.write import OBJECTS, TRAIN_MIN, VAL_MIN  # numpy only: cheap
+
+    s.add_argument("--objects", type=_triple("--objects", ("train", "val", "test")), default=OBJECTS,
+                   metavar="TRAIN,VAL,TEST", help="objects per room of each scene split (params.yaml's "
+                   "data.synthetic.objects)")
+    s.add_argument("--train-min", type=_triple("--train-min", ("head", "common", "tail")), default=TRAIN_MIN,
+                   metavar="HEAD,COMMON,TAIL", help="guaranteed train instances of every class of each class "
+                   "split (data.synthetic.train_min)")
+    s.add_argument("--val-min", type=int, default=VAL_MIN, help="guaranteed val instances of every class "
+                   "(data.synthetic.val_min)")
     s.set_defaults(func=_synth)
 
     s = command("preprocess", "raw ScanNet (scans/ + labels tsv), or a Pointcept-layout folder -> per-scene arrays")

@@ -9,7 +9,7 @@ import pytest
 
 from lgseg.cli import main
 from lgseg.evaluation.benchmark import read_benchmark_file, write_benchmark_file
-from lgseg.scannet.constants import SPLIT_INDICES, VALID_CLASS_IDS
+from lgseg.scannet.constants import CLASS_NAMES, SPLIT_INDICES, VALID_CLASS_IDS
 
 
 @pytest.fixture(scope="module")
@@ -262,3 +262,16 @@ def test_query_checks_its_inputs_before_running_a_model(pipeline, tmp_path, monk
     err = one_line_error(capsys)
     assert f"{tmp_path / 'models' / 'pretrain.pt'}: the language-grounded backbone" in err
     assert "dvc repro pretrain" in err and list(tmp_path.iterdir()) == []
+
+
+def test_synth_takes_the_demo_worlds_size_options(tmp_path, capsys):
+    out = tmp_path / "raw"
+    args = ["synth", "--out", str(out), "--scenes", "3", "--objects", "6,5,4", "--train-min", "0,0,0", "--val-min", "0"]
+    assert main(args) == 0
+    for scene in ("scene0000_00", "scene0001_00"):  # of 3 scenes, 2 train rooms and 1 test room
+        groups = json.loads((out / "scans" / scene / f"{scene}.aggregation.json").read_text())["segGroups"]
+        objects = [g["label"] for g in groups if g["label"] in CLASS_NAMES and g["label"] not in ("wall", "floor")]
+        assert 4 <= len(objects) <= 6  # 6 objects a room (the default, 62), some of them label traps
+    with pytest.raises(SystemExit):
+        main(["synth", "--out", str(out), "--objects", "6,5"])
+    assert "--objects takes three integers >= 0 for train,val,test, not '6,5'" in capsys.readouterr().err
