@@ -36,7 +36,7 @@ def training_config(params: dict, stage: str) -> dict:
         if lr is not None:
             cfg["optimizer"] = {**cfg["optimizer"], "lr": lr}
     if stage == "finetune":
-        cfg["loss"] = params["loss"]  # as in params.yaml: loss_cfg makes it a LOSSES cfg when built
+        cfg["loss"] = loss_cfg(params["loss"])
         cfg["instance_sampling"] = params.get("instance_sampling") or {"enabled": False}
     return cfg
 

@@ -86,8 +86,23 @@ def test_deps_cover_the_stage_code(stage):
     assert not missing, f"dvc.yaml: stage {stage} runs code its deps do not name: {missing}"
 
 
+def _is_code(dep: str) -> bool:
+    path = ROOT / dep
+    return path.suffix == ".py" or (path.is_dir() and any(path.rglob("*.py")))
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_deps_name_no_code_the_stage_does_not_run(stage):
+    # a code dep outside the closure reruns the stage (preprocessing all of ScanNet) for nothing;
+    # data deps (lgseg/scannet/meta's tables) hold no Python and are read, not imported
+    spec, closure = STAGES[stage], import_closure(stage_script(STAGES[stage]["cmd"]))
+    idle = [d for d in spec.get("deps", []) if d.startswith(("lgseg", "stages")) and _is_code(d)
+            and not any(covered(f, [d]) for f in closure)]
+    assert not idle, f"dvc.yaml: stage {stage} depends on code it never imports: {idle}"
+
 def test_the_closure_follows_lazy_imports():
     closure = import_closure("stages/evaluate.py")
     assert {"stages/common.py", "lgseg/engine/predict.py", "lgseg/render.py"} <= closure  # imports inside main()
     assert "lgseg/models/registry.py" in closure  # named in lgseg.models' lazy import table
+    assert "lgseg/data/collate.py" in closure  # named in lgseg.data's lazy import table
     assert "lgseg/tracking.py" not in closure

@@ -8,9 +8,10 @@ import importlib
 import sys
 import types
 
+# full module names: tests/test_dvc_deps.py reads them as the imports they are
 _WHERE = {
-    "CollateFn": "collate", "collate": "collate", "ScanNetDataset": "dataset", "VoxelResult": "voxelize",
-    "voxelize": "voxelize", **{name: "transforms" for name in (
+    "CollateFn": "lgseg.data.collate", "collate": "lgseg.data.collate", "ScanNetDataset": "lgseg.data.dataset",
+    "VoxelResult": "lgseg.data.voxelize", "voxelize": "lgseg.data.voxelize", **{name: "lgseg.data.transforms" for name in (
         "TRANSFORMS", "ChromaticAutoContrast", "ChromaticJitter", "ChromaticTranslation", "Compose",
         "ElasticDistortion", "NormalizeColor", "RandomHorizontalFlip", "RandomRotation", "RandomScale",
         "build_transforms")},
@@ -20,7 +21,7 @@ _WHERE = {
 def __getattr__(name: str):
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    return getattr(importlib.import_module(_WHERE[name]), name)
 
 
 class _Package(types.ModuleType):
@@ -28,7 +29,7 @@ class _Package(types.ModuleType):
     binds each loaded submodule to its name in the package, which would put the modules there."""
 
     def __setattr__(self, name: str, value) -> None:
-        if not (isinstance(value, types.ModuleType) and _WHERE.get(name) == name):
+        if not (isinstance(value, types.ModuleType) and _WHERE.get(name) == f"{__name__}.{name}"):
             super().__setattr__(name, value)
 
 

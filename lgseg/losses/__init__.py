@@ -1,13 +1,15 @@
 """Losses: language-grounded contrastive pre-training, supervised contrastive pre-training (SupCon,
 no text), (class-balanced) focal and cross entropy."""
 
+# importing a module registers its loss types; focal first, so that error messages list
+# fine-tuning's types (ce, focal, cb_focal) before pretraining's (contrastive, supcon)
+from lgseg.losses.focal import CrossEntropy, FocalLoss, class_balanced_alpha
 from lgseg.losses.contrastive import (
     ContrastiveLanguageLoss,
     cosine_logits,
     nearest_anchor,
     sample_negatives,
 )
-from lgseg.losses.focal import CrossEntropy, FocalLoss, class_balanced_alpha
 from lgseg.losses.registry import LOSSES, Registry, build_loss
 from lgseg.losses.supcon import SupConLoss, supcon_loss
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lgseg.losses.registry import LOSSES
 from lgseg.scannet.constants import IGNORE_INDEX
 
 FORMS = ("reference", "paper")
@@ -162,3 +163,11 @@ class ContrastiveLanguageLoss(nn.Module):
             neg_term = torch.clamp(self.t_neg - (1.0 - cos_neg), min=0.0).mean(dim=1)
             denom = y.numel()
         return (pos + self.neg_weight * neg_term).sum() / denom
+
+
+@LOSSES.register("contrastive")
+def _build_contrastive(t_pos: float = 0.0, t_neg: float = 0.6, neg_weight: float = 1.0,
+                       num_negatives: int = 3, form: str = "reference") -> ContrastiveLanguageLoss:
+    """Language-grounded pre-training loss (called with feats, anchors, labels)."""
+    return ContrastiveLanguageLoss(t_pos=t_pos, t_neg=t_neg, neg_weight=neg_weight,
+                                   num_negatives=num_negatives, form=form)

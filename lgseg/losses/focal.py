@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lgseg.losses.registry import LOSSES
 from lgseg.scannet.constants import IGNORE_INDEX
 
 ALPHA_MODES = ("paper", "uniform")
@@ -140,3 +141,34 @@ class CrossEntropy(nn.Module):
             return _zero_with_grad(logits)
         weight = None if self.weight is None else self.weight.to(logits.dtype)
         return F.cross_entropy(logits, labels.long(), weight=weight, ignore_index=self.ignore_index)
+
+
+# params.yaml's loss types; a builder's arguments are the type's keys (lgseg.registry)
+@LOSSES.register("ce")
+def _build_ce() -> CrossEntropy:
+    """Unweighted cross entropy (the authors' fine-tuning default)."""
+    return CrossEntropy()
+
+
+@LOSSES.register("focal")
+def _build_focal(gamma: float = 2.0) -> FocalLoss:
+    """Focal loss without class weights."""
+    return FocalLoss(gamma=gamma)
+
+
+@LOSSES.register("cb_focal")
+def _build_cb_focal(gamma: float = 2.0, alpha_norm: str = "sum", *,
+                    class_counts: Sequence[int] | None = None) -> FocalLoss:
+    """Class-balanced focal loss: alpha from paper eq. 5 on the train point counts.
+
+    ``alpha_norm="sum"``: the weights sum to 1 as eq. 5 writes them, which makes the loss about
+    1/C of cross entropy (like dividing the learning rate by C). ``"mean"``: the same relative
+    weights scaled to average 1, keeping the loss on cross entropy's scale. The paper does not
+    say which scale it trained with (the authors' weights came from a file not in their repo).
+    """
+    if class_counts is None:
+        raise ValueError("needs class_counts (per-class train point counts, stats.json 'train_points')")
+    if alpha_norm not in ("sum", "mean"):
+        raise ValueError(f"alpha_norm must be one of sum, mean, not {alpha_norm!r}")
+    alpha = class_balanced_alpha(class_counts)
+    return FocalLoss(gamma=gamma, alpha=alpha * len(alpha) if alpha_norm == "mean" else alpha)

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lgseg.losses.registry import LOSSES
 from lgseg.scannet.constants import IGNORE_INDEX
 
 SAMPLINGS = ("uniform", "balanced")
@@ -116,3 +117,9 @@ class SupConLoss(nn.Module):
         if idx.numel() < 2:
             return _zero_with_grad(feats)
         return supcon_loss(feats[idx], labels[idx].long(), self.temperature)
+
+
+@LOSSES.register("supcon")
+def _build_supcon(temperature: float = 0.1, samples: int = 2048, sampling: str = "uniform") -> SupConLoss:
+    """Supervised contrastive pre-training without text (called with feats, labels): Table 1's SupCon."""
+    return SupConLoss(temperature=temperature, samples=samples, sampling=sampling)

@@ -142,7 +142,7 @@ def test_changed_settings_start_afresh(tiny_data, tiny_cfg, tmp_path, caplog):
 def test_pretrain_holdout_hides_classes_from_training_and_reports_their_zero_shot_iou(tiny_data, tiny_cfg, tmp_path):
     from lgseg.data import ScanNetDataset, collate
     from lgseg.engine.distributed import DistInfo
-    from lgseg.engine.build import build_loaders, holdout_classes
+    from lgseg.engine.launch import build_loaders, holdout_classes
     from lgseg.errors import LgsegError
     from lgseg.evaluation.metrics import SegmentationMetrics, class_scores
     from lgseg.losses import nearest_anchor
@@ -256,7 +256,7 @@ def test_the_pretrain_stage_config_builds_the_objectives_loss(tiny_data):
     import yaml
 
     from lgseg.config import training_config
-    from lgseg.engine.build import build_task
+    from lgseg.engine.launch import build_task
     from lgseg.engine.tasks import PretrainTask, SupConPretrainTask
     from lgseg.losses import ContrastiveLanguageLoss, SupConLoss
     from lgseg.text import load_embeddings
@@ -274,6 +274,26 @@ def test_the_pretrain_stage_config_builds_the_objectives_loss(tiny_data):
     assert isinstance(task, PretrainTask) and isinstance(task.loss_fn, ContrastiveLanguageLoss)
     assert task.class_groups == {"holdout": [5]}
 
+
+def test_the_finetune_stage_config_builds_the_loss_of_params_yaml(tiny_data):
+    # loss.gamma's whole path: params.yaml -> config.training_config -> launch.build_task -> focal.py
+    import yaml
+
+    from lgseg.config import training_config
+    from lgseg.engine.launch import TrainPaths, build_task
+    from lgseg.losses import CrossEntropy, FocalLoss, class_balanced_alpha
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    params["loss"].update(type="cb_focal", gamma=3.5, alpha_norm="sum")
+    paths = TrainPaths(processed=tiny_data["processed"], checkpoint=Path("c"), model=Path("m"), curve=Path("v"),
+                       stats=tiny_data["stats"])
+    loss = build_task("finetune", training_config(params, "finetune"), None, paths, []).loss_fn
+    counts = json.loads(tiny_data["stats"].read_text())["train_points"]
+    assert isinstance(loss, FocalLoss) and loss.gamma == 3.5
+    torch.testing.assert_close(loss.alpha, class_balanced_alpha(counts))
+    params["loss"]["type"] = "ce"  # -S loss.type=ce keeps loss.gamma in params.yaml: not a key of ce
+    assert isinstance(build_task("finetune", training_config(params, "finetune"), None, paths, []).loss_fn,
+                      CrossEntropy)
 
 def test_supcon_pretraining_runs_and_feeds_finetuning(tiny_data, tiny_cfg, tmp_path, caplog):
     cfg = {**tiny_cfg, "epochs": 1, "objective": "supcon",
