@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scenes", type=int, default=40, help="how many scenes (split 70/20/10 into train/val/test)")
     s.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same scenes")
     s.add_argument("--workers", type=int, default=1, help="processes writing scenes in parallel")
-    from lgseg.synthetic.write import OBJECTS, TRAIN_MIN, VAL_MIN  # numpy only: cheap
+    from lgseg.synthetic.size import OBJECTS, TRAIN_MIN, VAL_MIN  # no imports: every command builds this parser
 
     s.add_argument("--objects", type=_triple("--objects", ("train", "val", "test")), default=OBJECTS,
                    metavar="TRAIN,VAL,TEST", help="objects per room of each scene split (params.yaml's "

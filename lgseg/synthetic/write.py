@@ -20,6 +20,7 @@ from lgseg.scannet.constants import CLASS_NAMES, SPLITS, is_scene_id
 from lgseg.scannet.layout import LABELS_TSV, SPLIT_NAMES, scan_dir, scene_file_name, split_list_path
 from lgseg.synthetic.labels import TSV_EOL, TSV_COLUMNS, allocate, tsv_rows
 from lgseg.synthetic.scene import _build_scene
+from lgseg.synthetic.size import OBJECTS, TRAIN_MIN, VAL_MIN
 
 SEGS_PARAMS = {"kThresh": "0.0001", "segMinVerts": "20", "minPoints": "750", "maxPoints": "30000",
                "thinThresh": "0.05", "flatThresh": "0.001", "minLength": "0.02", "maxLength": "1"}
@@ -125,12 +126,6 @@ def _prune_stale(out_dir: Path, keep: dict[str, set[str]]) -> None:
             leftover_tmp = d.name.startswith(".scene") and ".tmp-" in d.name
             if d.is_dir() and (stale_scene or leftover_tmp):
                 shutil.rmtree(d)
-
-
-#: the demo world's defaults (params.yaml's data.synthetic section holds the same values)
-OBJECTS = {"train": 62, "val": 32, "test": 24}
-TRAIN_MIN = {"head": 10, "common": 10, "tail": 5}
-VAL_MIN = 1
 
 
 def deal(num_scenes: int, seed: int, objects: Mapping[str, int], train_min: Mapping[str, int], val_min: int,
