@@ -4,12 +4,21 @@ MinkowskiEngine 0.5.4 (the last release) does ``from collections import Sequence
 Python 3.10; the fix was merged upstream but never released. Aliasing the ABCs back onto
 ``collections`` before the first import is enough, and keeps site-packages untouched. The
 release builds for the CPU only against current CUDA, so this backend runs on the CPU.
+
+One OpenMP thread: MinkowskiEngine's CPU backward races when its OpenMP loops run on more than one
+thread. Measured here (Res16UNet34C, one SGD step on the same input, 2 threads): 3 of 40 runs gave
+first-layer kernel gradients off by 2e-3 to 6.5e-3 of their scale, while the forward agreed to
+1e-5; with one thread every run is bitwise identical, and the step was faster on 2 cores (0.83 s
+against 1.03 s). Each coordinate manager sets the process's OpenMP thread count when it is made
+(``num_threads``, by default the number of cores), and torch shares that OpenMP runtime, so while
+this backend runs, torch's intra-op threads are one too.
 """
 
 from __future__ import annotations
 
 import collections
 import collections.abc
+import logging
 import warnings
 
 import torch
@@ -17,8 +26,10 @@ from torch import nn
 
 from lgseg.errors import LgsegError
 
+log = logging.getLogger(__name__)
 _ABCS = ("Sequence", "Mapping", "MutableMapping", "Iterable", "Callable")
 D = 3
+THREADS = 1  # OpenMP threads of MinkowskiEngine's CPU kernels: more race in the backward (module docstring)
 
 
 def import_minkowski():
@@ -46,6 +57,7 @@ class MinkowskiBackend:
 
     def __init__(self) -> None:
         self.ME = import_minkowski()
+        self._warned = False
 
     def conv(self, cin: int, cout: int, kernel_size: int, stride: int = 1, bias: bool = False,
              level: int = 0) -> nn.Module:
@@ -74,8 +86,14 @@ class MinkowskiBackend:
         """``(tensor, inverse)``: one voxel per distinct coordinate, ``inverse`` maps input rows to voxels."""
         # RANDOM_SUBSAMPLE: a plain gather (unique coordinates need no averaging), while
         # UNWEIGHTED_AVERAGE would add a sparse matmul in forward and backward
+        if torch.get_num_threads() > 1 and not self._warned:
+            log.warning("MinkowskiEngine runs with one CPU thread (its backward races with more); torch's "
+                        "%d intra-op threads become one too. Use model.backend: spconv for more threads",
+                        torch.get_num_threads())
+            self._warned = True
         x = self.ME.SparseTensor(feats, coordinates=coords.to(feats.device, torch.int32), device=feats.device,
-                                 quantization_mode=self.ME.SparseTensorQuantizationMode.RANDOM_SUBSAMPLE)
+                                 quantization_mode=self.ME.SparseTensorQuantizationMode.RANDOM_SUBSAMPLE,
+                                 coordinate_manager=self.ME.CoordinateManager(D=D, num_threads=THREADS))
         return x, x.inverse_mapping.long()
 
     @staticmethod
