@@ -87,9 +87,10 @@ class MinkowskiBackend:
         # RANDOM_SUBSAMPLE: a plain gather (unique coordinates need no averaging), while
         # UNWEIGHTED_AVERAGE would add a sparse matmul in forward and backward
         if torch.get_num_threads() > 1 and not self._warned:
-            log.warning("MinkowskiEngine runs with one CPU thread (its backward races with more); torch's "
-                        "%d intra-op threads become one too. Use model.backend: spconv for more threads",
-                        torch.get_num_threads())
+            # info, not a warning: by design (module docstring), and prediction runs here by default
+            log.info("MinkowskiEngine runs with one CPU thread (its backward races with more); torch's "
+                     "%d intra-op threads become one too. Use model.backend: spconv for more threads",
+                     torch.get_num_threads())
             self._warned = True
         x = self.ME.SparseTensor(feats, coordinates=coords.to(feats.device, torch.int32), device=feats.device,
                                  quantization_mode=self.ME.SparseTensorQuantizationMode.RANDOM_SUBSAMPLE,
