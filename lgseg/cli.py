@@ -98,8 +98,9 @@ def _queue(a: argparse.Namespace) -> None:
     from lgseg.report import EXPERIMENTS, queue
 
     for which in (EXPERIMENTS if a.which == "all" else [a.which]):
-        names = queue(which, seeds=a.seeds)
-        print(f"queued {which}: {', '.join(names)}")
+        names, present = queue(which, seeds=a.seeds)
+        print(f"queued {which}: {', '.join(names) or 'nothing'}"
+              + (f"; already run or queued: {', '.join(present)}" if present else ""))
     if a.start:
         subprocess.run([sys.executable, "-m", "dvc", "queue", "start"], check=True)
         print("running; follow with `dvc queue status`, then `lgseg report`")
@@ -118,13 +119,23 @@ def _report(a: argparse.Namespace) -> None:
 
 
 def _export_gt(a: argparse.Namespace) -> None:
-    from lgseg.evaluation.ground_truth import export_ground_truth
+    if a.task == "instance":
+        from lgseg.evaluation.ground_truth import export_instance_ground_truth
+        from lgseg.evaluation.instance_files import instance_gt_from_processed
 
-    n = export_ground_truth(a.raw, a.out, split=a.split)
-    print(f"wrote ground truth of {n} {a.split} scene(s) to {a.out}")
+        export = export_instance_ground_truth if a.raw is not None else instance_gt_from_processed
+    else:
+        from lgseg.evaluation.ground_truth import export_ground_truth as export
+        from lgseg.prepare import ground_truth_from_processed
+
+        export = export if a.raw is not None else ground_truth_from_processed
+    n = export(a.raw if a.raw is not None else _processed(a.processed), a.out, split=a.split)
+    print(f"wrote {a.task} ground truth of {n} {a.split} scene(s) to {a.out}")
 
 
 def _evaluate(a: argparse.Namespace) -> None:
+    if a.task == "instance":
+        return _evaluate_instances(a)
     from lgseg.evaluation.benchmark import evaluate_dirs
     from lgseg.evaluation.metrics import summarize, write_metrics
 
@@ -139,6 +150,25 @@ def _evaluate(a: argparse.Namespace) -> None:
     print(f"mIoU over all 200 classes, absent = 0 (reference code's convention): {fmt(s['all']['miou_200'])}")
 
 
+def _evaluate_instances(a: argparse.Namespace) -> None:
+    from lgseg.evaluation.instance_ap import evaluate_instance_dirs, write_instance_metrics
+
+    result = evaluate_instance_dirs(a.pred, a.gt, min_region_size=a.min_region)
+    write_instance_metrics(result, a.out, a.per_class)
+    s = result.summary()
+    fmt = lambda v: "  n/a" if v is None else f"{v:5.1f}"  # noqa: E731
+    print(f"{'':8}{'AP':>6}{'AP50':>6}{'AP25':>6}   ({result.scenes} scenes, {s['classes']} classes with ground truth "
+          "of the 198 evaluated)")
+    for split in ("head", "common", "tail", "all"):
+        r = s[split]
+        print(f"{split:8}{fmt(r['ap']):>6}{fmt(r['ap50']):>6}{fmt(r['ap25']):>6}")
+
+
+def _cluster_options(a: argparse.Namespace) -> dict:
+    return {"radius": a.radius, "min_points": a.min_points, "propose_points": a.propose_points, "score": a.score,
+            "score_threshold": a.score_threshold, "dual_set": a.dual_set, "dual_radius": a.dual_radius}
+
+
 def _predict(a: argparse.Namespace) -> None:
     data = _processed(a.data, "--data")  # before the model: loading it takes seconds
     _input_file(a.checkpoint, "the model file (--checkpoint)",
@@ -147,10 +177,24 @@ def _predict(a: argparse.Namespace) -> None:
     from lgseg.engine.predict import load_classifier, predict_split, resolve_device
 
     a.data = data
+    if a.task == "instance":
+        from lgseg.instances import ClusterConfig
+
+        try:
+            cluster = ClusterConfig(**_cluster_options(a))  # before the model: loading it takes seconds
+        except ValueError as e:
+            raise LgsegError(f"clustering options: {e}") from None
     device = resolve_device(a.device)
     net, meta = load_classifier(a.checkpoint, device, backend=a.backend, model=a.model, voxel_size=a.voxel_size)
-    scenes = predict_split(net, a.data, a.split, meta["voxel_size"], a.out, device)
-    print(f"wrote {len(scenes)} {a.split} prediction file(s) to {a.out} ({net.arch}, {net.backend} on {device}, "
+    if a.task == "instance":
+        from lgseg.engine.predict_instances import predict_instance_split
+
+        scenes = predict_instance_split(net, a.data, a.split, meta["voxel_size"], a.out, cluster, device)
+        what = "instance prediction"
+    else:
+        scenes = predict_split(net, a.data, a.split, meta["voxel_size"], a.out, device)
+        what = "prediction"
+    print(f"wrote {len(scenes)} {a.split} {what} file(s) to {a.out} ({net.arch}, {net.backend} on {device}, "
           f"{meta['voxel_size']} m voxels)")
 
 
@@ -309,23 +353,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classes of the instance bank: head, common, tail, all or comma-separated names")
     s.set_defaults(func=_preprocess)
 
-    s = command("export-gt", "ground truth as official ScanNet200 benchmark files")
-    s.add_argument("--raw", type=Path, required=True, help="folder holding scans/ and the labels tsv")
+    task = argparse.ArgumentParser(add_help=False)  # the benchmark's two tasks
+    task.add_argument("--task", default="semantic", choices=["semantic", "instance"],
+                      help="semantic (a raw id per vertex) or instance (the instance benchmark's files)")
+
+    s = command("export-gt", "ground truth as official ScanNet200 benchmark files", parents=[task],
+                description="Write the benchmark's ground truth, one <scene>.txt per scene with one integer per "
+                "mesh vertex: semantic, the raw ScanNet id (0: none of the 200); instance, label id * 1000 + "
+                "instance id (ids from 1; 0: none), as the official instance evaluation reads it.")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--raw", type=Path, help="folder holding scans/ and the labels tsv")
+    src.add_argument("--processed", type=Path, metavar="DIR", help="or a preprocessed folder (<split>/<scene>/*.npy)")
     s.add_argument("--out", type=Path, required=True, help="folder to write <scene>.txt files to")
     s.add_argument("--split", default="val", choices=["train", "val"], help="which scenes")
     s.set_defaults(func=_export_gt)
 
-    s = command("evaluate", "score benchmark-format predictions against ground truth")
+    s = command("evaluate", "score benchmark-format predictions against ground truth", parents=[task],
+                description="Score benchmark files. semantic: mIoU, precision and recall over head, common, tail "
+                "and all. instance: the official ScanNet instance evaluation on ScanNet200's 198 instance "
+                "classes (the 200 without wall and floor): AP over IoU 0.50-0.90, AP50, AP25.")
     s.add_argument("--pred", type=Path, required=True, help="folder of <scene>.txt predictions")
     s.add_argument("--gt", type=Path, required=True, help="folder of <scene>.txt ground truth")
     s.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     s.add_argument("--per-class", type=Path, help="also write the per-class CSV here")
+    s.add_argument("--min-region", type=int, default=100, metavar="VERTICES",
+                   help="instance: smallest ground-truth instance and prediction scored (the benchmark's 100)")
     s.set_defaults(func=_evaluate)
 
     s = command("predict", "benchmark files (<scene>.txt per scene) of a split from a model or checkpoint",
+                parents=[task],
                 description="Predict every mesh vertex of a split. The authors' Lightning checkpoints "
                 "do not record their architecture or voxel size: give --model and --voxel-size "
-                "(e.g. --model Res16UNet34C --voxel-size 0.02). Score val with `lgseg evaluate`.")
+                "(e.g. --model Res16UNet34C --voxel-size 0.02). --task instance (an instance model, "
+                "models/insseg.pt) clusters the vertices shifted by their predicted offsets and writes the "
+                "instance benchmark's files (<scene>.txt and pred_mask/); the clustering options' defaults "
+                "are the authors' for mesh vertices. Score val with `lgseg evaluate [--task instance]`.")
     s.add_argument("--checkpoint", type=Path, required=True,
                    help="lgseg model file (models/finetune.pt) or the authors' .ckpt (needs --model, --voxel-size)")
     s.add_argument("--data", "--processed", dest="data", type=Path, default=Path("data/processed"), metavar="DIR",
@@ -339,6 +401,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--voxel-size", type=float, help="voxel size in metres of such a checkpoint (the authors': 0.02)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where the network runs (auto: the GPU if one is visible)")
+    c = s.add_argument_group("clustering (--task instance; params.yaml's insseg.cluster_* in the pipeline)")
+    c.add_argument("--radius", type=float, default=0.02, metavar="M",
+                   help="shifted vertices this close, of one predicted class, join one instance")
+    c.add_argument("--min-points", type=int, default=50, help="smaller connected components are dropped")
+    c.add_argument("--propose-points", type=int, default=250, help="an instance needs more vertices than this")
+    c.add_argument("--score", default="median", choices=["median", "mean"],
+                   help="an instance's confidence: the median or mean of its class logit over its vertices")
+    c.add_argument("--score-threshold", type=float, help="drop instances below this confidence (default: keep all)")
+    c.add_argument("--dual-set", action="store_true",
+                   help="PointGroup's dual set: also cluster the original vertices, then NMS")
+    c.add_argument("--dual-radius", type=float, default=0.03, metavar="M", help="the original vertices' radius")
     s.set_defaults(func=_predict)
 
     scene = argparse.ArgumentParser(add_help=False)  # what the commands that look at one scene share
@@ -389,16 +462,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to wait for the server to answer")
     s.set_defaults(func=_download_clip)
 
-    s = command("queue", "queue the DVC experiments of the paper's Table 1 or Fig. 5")
-    s.add_argument("which", choices=["table1", "fig5", "all"], help="which experiments")
+    s = command("queue", "queue the DVC experiments of the paper's Table 1, Table 2 or Fig. 5",
+                description="Queue the DVC experiments of a table (dvc exp run --queue -n NAME -S ...), leaving "
+                "out those already run or queued. Every experiment runs the whole pipeline, so Table 2's rows "
+                "are Table 1's experiments of the same methods (t1-scratch, t1-csc, t1-clip-only, t1-ours).")
+    s.add_argument("which", choices=["table1", "table2", "fig5", "all"], help="which experiments")
     s.add_argument("--start", action="store_true", help="also start the queue (dvc queue start)")
     s.add_argument("--seeds", type=int, default=None,
                    help="queue each row N times, pretrain.seed and finetune.seed = 42, 43, ... (named <row>-s<seed>); "
                         "default: once, with params.yaml's seeds")
     s.set_defaults(func=_queue)
 
-    s = command("report", "Table 1 and Fig. 5 (Markdown + PNG) from the DVC experiments")
-    s.add_argument("--out", type=Path, default=Path("reports"), help="folder to write table1.* and fig5.* to")
+    s = command("report", "Table 1, Table 2 and Fig. 5 (Markdown + PNG) from the DVC experiments")
+    s.add_argument("--out", type=Path, default=Path("reports"), help="folder to write table1.*, table2.* and fig5.* to")
     s.add_argument("--exp-json", type=Path, help="`dvc exp show --json` output to read instead of running it")
     s.set_defaults(func=_report)
 

@@ -18,14 +18,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-STAGES = ("pretrain", "finetune")
+STAGES = ("pretrain", "finetune", "insseg")
+# insseg keys that are not training's: where it starts from (the stage's paths), how its offsets are
+# weighed (the offset loss's cfg) and the test-time clustering (the evaluation stage's)
+_NOT_TRAINING = ("init", "weights", "offset_weight", "direction_weight")
+CLUSTER_PREFIX = "cluster_"
 
 
 def training_config(params: dict, stage: str) -> dict:
     """Flatten the sections a training stage reads into one config dict for ``run_training``."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
-    cfg = {k: v for k, v in params[stage].items() if k not in ("init", "weights")}
+    cfg = {k: v for k, v in params[stage].items() if k not in _NOT_TRAINING and not k.startswith(CLUSTER_PREFIX)}
     cfg.update(params["train"])
     cfg["model"] = model_cfg(params, stage)
     cfg["voxel_size"] = params["data"]["voxel_size"]
@@ -35,10 +39,20 @@ def training_config(params: dict, stage: str) -> dict:
         lr = objective_section(cfg).get("lr")
         if lr is not None:
             cfg["optimizer"] = {**cfg["optimizer"], "lr": lr}
-    if stage == "finetune":
+    if stage in ("finetune", "insseg"):  # the instance task's semantic term is fine-tuning's loss
         cfg["loss"] = loss_cfg(params["loss"])
         cfg["instance_sampling"] = params.get("instance_sampling") or {"enabled": False}
+    if stage == "insseg":
+        section = params["insseg"]
+        cfg["offset_loss"] = {"type": "offset", "norm_weight": section["offset_weight"],
+                              "direction_weight": section["direction_weight"]}
     return cfg
+
+
+def cluster_cfg(section: Mapping[str, Any]) -> dict:
+    """params.yaml's ``insseg.cluster_*`` keys as the clustering's options (``cluster_radius`` ->
+    ``radius``): what the instance evaluation reads, so that changing them reruns only it."""
+    return {k[len(CLUSTER_PREFIX):]: v for k, v in section.items() if k.startswith(CLUSTER_PREFIX)}
 
 
 def model_cfg(params: dict, stage: str) -> dict:
@@ -76,19 +90,20 @@ def contrastive_cfg(section: Mapping[str, Any]) -> dict:
 PRETRAIN_OBJECTIVES: dict[str, tuple[str, str]] = {
     "language": ("contrastive", "contrastive"),  # the paper's method: features towards text anchors
     "supcon": ("supcon", "supcon"),  # Table 1's SupCon baseline: same voxels, no text
+    "csc": ("csc", "csc"),  # the paper's principal baseline, CSC: two views of a scene, no labels, no text
 }
 
 
 def pretrain_loss_cfg(cfg: Mapping[str, Any]) -> dict:
     """The pretraining loss as a ``LOSSES`` cfg: ``pretrain.objective`` (default ``language``) picks
-    the section (``pretrain.contrastive`` or ``pretrain.supcon``); the other section is not read."""
+    the section (``pretrain.contrastive``, ``pretrain.supcon`` or ``pretrain.csc``); the others are not read."""
     options = {k: v for k, v in objective_section(cfg).items() if k != "lr"}  # lr: the optimizer's
     return {**options, "type": PRETRAIN_OBJECTIVES[cfg.get("objective", "language")][1]}
 
 
 def objective_section(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The options of ``pretrain.objective`` (default ``language``): ``pretrain.contrastive`` or
-    ``pretrain.supcon``; its ``lr`` (when not null) replaces ``pretrain.optimizer.lr``."""
+    """The options of ``pretrain.objective`` (default ``language``): ``pretrain.contrastive``,
+    ``pretrain.supcon`` or ``pretrain.csc``; its ``lr`` (when not null) replaces ``pretrain.optimizer.lr``."""
     objective = cfg.get("objective", "language")
     if objective not in PRETRAIN_OBJECTIVES:
         raise ValueError(f"pretrain.objective must be one of {', '.join(PRETRAIN_OBJECTIVES)}, not {objective!r}")

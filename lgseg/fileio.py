@@ -1,8 +1,9 @@
 """Atomic writes: outputs appear complete under their final name or not at all.
 
-Every writer of the package goes through :func:`atomic_file` or :func:`atomic_dir`, so a full disk is
-reported in one place: :class:`DiskFullError` names the output and the free space, and the previous
-version of the output stays as it was.
+Every writer of the package goes through :func:`atomic_file` or :func:`atomic_dir`, so a failed write
+is reported in one place: :class:`DiskFullError` names the output and the free space,
+:class:`WriteError` the output and why it could not be written (no permission, a read-only disk), and
+the previous version of the output stays as it was.
 """
 
 from __future__ import annotations
@@ -50,6 +51,19 @@ class DiskFullError(LgsegError):
         return type(self), (self.path, self.free)
 
 
+class WriteError(LgsegError):
+    """An output could not be written for another reason than space (no permission, a read-only disk,
+    a file where its folder should be); its previous version is untouched."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{self.path}: cannot write it ({reason}); its previous version, if any, is "
+                         "unchanged. Fix that, then run the same command again")
+
+    def __reduce__(self):  # picklable across worker processes
+        return type(self), (self.path, self.reason)
+
+
 def _size(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024:
@@ -80,17 +94,31 @@ def _is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+def _in_folder(name, folder: Path) -> bool:
+    """Whether the path an OSError names lies in ``folder`` (the output's, where its temporary is)."""
+    if not isinstance(name, (str, os.PathLike)):
+        return False
+    path, folder = os.path.abspath(name), os.path.abspath(folder)
+    return path == folder or path.startswith(folder + os.sep)
+
+
 @contextlib.contextmanager
-def _disk_full_names(final: Path) -> Iterator[None]:
-    """Turn a failed write for want of space into a :class:`DiskFullError` naming ``final``."""
+def _write_errors_named(final: Path) -> Iterator[None]:
+    """Turn a failed write of ``final`` into a one-line error naming it: :class:`DiskFullError` for want
+    of space, :class:`WriteError` for an OSError on the output's own paths (an error reading some
+    other file inside the ``with`` block is left as it is: it is not this output's)."""
     try:
         yield
-    except DiskFullError:  # a nested writer already named its own file
+    except (DiskFullError, WriteError):  # a nested writer already named its own file
         raise
     except (OSError, RuntimeError) as e:
-        if not _is_disk_full(e):
-            raise
-        raise DiskFullError(final, _free_bytes(final.parent)) from e
+        if _is_disk_full(e):
+            raise DiskFullError(final, _free_bytes(final.parent)) from e
+        if isinstance(e, OSError) and (_in_folder(e.filename, final.parent) or _in_folder(e.filename, final)):
+            where = e.filename if os.path.abspath(e.filename) != os.path.abspath(final) else "it"
+            reason = e.strerror or type(e).__name__
+            raise WriteError(final, reason if where == "it" else f"{reason}: {where}") from e
+        raise
 
 
 def _temp_prefix(final: Path) -> str:
@@ -101,7 +129,7 @@ def _temp_prefix(final: Path) -> str:
 def atomic_dir(final: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces ``final``, on error it is removed."""
     final = Path(final)
-    with _disk_full_names(final):
+    with _write_errors_named(final):
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), dir=final.parent))
         os.chmod(tmp, _DIR_MODE)
@@ -119,7 +147,7 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
 def atomic_file(final: str | Path, mode: str = "w") -> Iterator:
     """Open a temporary sibling file for writing; it is renamed to ``final`` only on success."""
     final = Path(final)
-    with _disk_full_names(final):
+    with _write_errors_named(final):
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), dir=final.parent)
         try:

@@ -180,7 +180,8 @@ Betas = _checked(list[float], "a [beta1, beta2] pair of numbers in [0, 1)", Fiel
                  AfterValidator(_betas))
 Milestones = _checked(list[int], "a list of epochs (integers >= 1)", AfterValidator(_epochs))
 ContrastiveForm = _choice("reference", "paper")
-PretrainObjective = _choice("language", "supcon")
+PretrainObjective = _choice("language", "supcon", "csc")
+CscPartition = _choice("up_down", "shape_context")
 SupConSampling = _choice("uniform", "balanced")
 SupConSamples = _integer(2)
 FinetuneInit = _choice("pretrained", "scratch")
@@ -190,6 +191,8 @@ AlphaNorm = _choice("sum", "mean")
 BankClasses = _checked(Union[Literal[(*SPLITS, "all")],
                              Annotated[list[str], Field(min_length=1), AfterValidator(_class_names)]],
                        f"one of {', '.join(SPLITS)}, all or a list of ScanNet200 class names")
+ClusterScore = _choice("median", "mean")
+ScoreThreshold = _checked(Union[float, None], "a number, or null (keep every instance)", Field(allow_inf_nan=False))
 Split = _choice("val")  # the pipeline exports ground truth of val only (data/gt/val)
 Render = _checked(Union[Annotated[int, Field(ge=0)], Annotated[list[str], AfterValidator(_scene_ids)]],
                   "a number of scenes >= 0 or a list of scene ids")
@@ -345,6 +348,18 @@ class SupCon(_Section):
     lr: ObjectiveLr
 
 
+class Csc(_Section):
+    temperature: Positive = ref("0.4 (CSC's script)")
+    num_matches: PositiveInt = ref("4096")
+    inner_radius: NonNegative = ref("0.05 m (2 voxels of 2.5 cm)")
+    outer_radius: Positive = ref("0.5 m (20 voxels of 2.5 cm)")
+    partition: CscPartition = ref("up_down (CSC's script)")
+    nbins_xy: PositiveInt
+    nbins_zy: PositiveInt
+    weight_inner: Flag = ref("false")
+    lr: ObjectiveLr = ref("0.1 (CSC's)")
+
+
 class _Training(_Section):
     epochs: PositiveInt = ref("400")
     batch_size: PositiveInt
@@ -358,8 +373,9 @@ class Pretrain(_Training):
     model: ModelName = ref("Res16UNet34D")
     max_points: MaxPoints = ref("1400000")
     holdout: ClassNames
-    objective: PretrainObjective = ref("language (Ours); supcon: Table 1's SupCon row")
+    objective: PretrainObjective = ref("language (Ours); supcon, csc: Table 1's SupCon and CSC rows")
     supcon: SupCon
+    csc: Csc
     contrastive: Contrastive
 
 
@@ -387,6 +403,22 @@ class InstanceSampling(_Section):
     scale: ScaleRange = None  # of a pasted instance (default [0.9, 1.1])
 
 
+class Insseg(_Training):
+    model: ModelName = ref("the pretrained backbone's (Res16UNet34D); the authors' script: Res16UNet34C")
+    init: FinetuneInit
+    weights: PathText
+    max_points: MaxPoints = ref("1800000")
+    offset_weight: NonNegative = ref("1.0")
+    direction_weight: NonNegative = ref("1.0")
+    cluster_radius: Positive = ref("0.02 m (mesh vertices)")
+    cluster_min_points: PositiveInt = ref("50")
+    cluster_propose_points: Count = ref("250 (mesh vertices)")
+    cluster_score: ClusterScore = ref("median (mesh vertices)")
+    cluster_score_threshold: ScoreThreshold = ref("null (keep all)")
+    cluster_dual_set: Flag = ref("false (PointGroup's dual set: true)")
+    cluster_dual_radius: Positive = ref("0.03 m (PointGroup)")
+
+
 class Evaluate(_Section):
     split: Split
     render: Render
@@ -410,6 +442,7 @@ class Params(_Section):
     finetune: Finetune
     loss: Loss
     instance_sampling: InstanceSampling
+    insseg: Insseg
     evaluate: Evaluate
     tracking: Tracking
 

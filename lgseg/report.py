@@ -1,9 +1,14 @@
-"""The paper's Table 1 and Fig. 5 as named DVC experiments, and the report that lays them out.
+"""The paper's Table 1, Table 2 and Fig. 5 as named DVC experiments, and the report that lays them out.
 
-``lgseg queue table1|fig5 [--seeds N]`` queues the experiments (``dvc exp run --queue -n <name> -S ...``);
-``dvc queue start`` runs them; ``lgseg report`` reads ``dvc exp show --json --all-commits`` and writes
-``reports/table1.{md,png}`` and ``reports/fig5.{md,png}``: mIoU / precision / recall over head /
-common / tail / all, the paper's numbers beside ours.
+``lgseg queue table1|table2|fig5 [--seeds N]`` queues the experiments (``dvc exp run --queue -n <name>
+-S ...``), leaving out those already run or queued; ``dvc queue start`` runs them; ``lgseg report``
+reads ``dvc exp show --json --all-commits`` and writes ``reports/table1.{md,png}`` (mIoU / precision /
+recall over head / common / tail / all), ``reports/table2.{md,png}`` (instance segmentation) and
+``reports/fig5.{md,png}``, the paper's numbers beside ours.
+
+Every experiment runs the whole pipeline, the semantic and the instance stages, so Table 2's rows are
+Table 1's experiments of the same method (``t1-scratch``, ``t1-csc``, ``t1-clip-only``, ``t1-ours``):
+their ``metrics/insseg.json`` beside their ``metrics/evaluate.json``.
 
 Seeds: ``--seeds N`` queues every row N times, ``<row>-s<seed>`` with ``pretrain.seed`` and
 ``finetune.seed`` set to seed = 42, 43, ... (42: params.yaml's); without it a row runs once under its
@@ -41,11 +46,22 @@ PAPER_TABLE1 = {
                 "recall": (60.08, 26.28, 19.14, 35.48)},
     "SupCon": {"miou": (48.55, 19.17, 10.34, 26.02), "precision": (69.52, 65.42, 40.62, 58.52),
                "recall": (60.27, 26.28, 19.14, 35.23)},
+    "CSC": {"miou": (49.43, 19.52, 10.28, 26.41), "precision": (70.00, 67.75, 40.78, 59.51),
+            "recall": (61.01, 25.75, 17.62, 34.79)},
     "Ours (CLIP only)": {"miou": (50.39, 22.84, 10.10, 27.73), "precision": (71.64, 69.72, 44.47, 61.94),
                          "recall": (62.20, 29.37, 17.35, 36.16)},
     "Ours": {"miou": (51.51, 22.68, 12.41, 28.87), "precision": (72.72, 66.69, 58.30, 65.90),
              "recall": (62.50, 29.09, 26.61, 39.40)},
 }
+
+
+# Table 2: instance segmentation on ScanNet200 val: the instance model's semantic head (precision,
+# mIoU) and mAP@0.5; the paper prints no AP or AP25
+PAPER_TABLE2 = {"Scratch": {"precision": 61.04, "miou": 25.37, "ap50": 24.47},
+                "CSC": {"precision": 63.13, "miou": 25.92, "ap50": 25.24},
+                "CLIP only": {"precision": 64.24, "miou": 27.58, "ap50": 27.91},
+                "Ours": {"precision": 65.32, "miou": 27.72, "ap50": 26.09}}
+TABLE2_COLUMNS = (("precision", "Precision"), ("miou", "mIoU"), ("ap50", "mAP@0.5"), ("ap", "AP"), ("ap25", "AP25"))
 
 
 @dataclass(frozen=True)
@@ -60,21 +76,30 @@ OURS = {"pretrain.objective": "language", "finetune.init": "pretrained", "loss.t
         "instance_sampling.enabled": True}
 CLIP_ONLY = {"pretrain.objective": "language", "finetune.init": "pretrained", "loss.type": "ce",
              "instance_sampling.enabled": False}
+# CSC: pretraining without labels or text (two views of each train scene), fine-tuned as "CLIP only" is
+CSC = {**CLIP_ONLY, "pretrain.objective": "csc"}
 TABLE1 = (
     Row("t1-scratch", "Scratch", SCRATCH),
     Row("t1-ins-samp", "Ins. samp.", {**SCRATCH, "instance_sampling.enabled": True}),
     Row("t1-c-focal", "C-Focal", {**SCRATCH, "loss.type": "cb_focal"}),
     # supervised contrastive pretraining on the same voxels, no text; fine-tuned as "CLIP only" is
     Row("t1-supcon", "SupCon", {**CLIP_ONLY, "pretrain.objective": "supcon"}),
+    Row("t1-csc", "CSC", CSC),
     Row("t1-clip-only", "Ours (CLIP only)", CLIP_ONLY),
     Row("t1-ours", "Ours", OURS),
 )
+_T1 = {r.label: r for r in TABLE1}
+# the same experiments as Table 1's rows of these methods (their instance stages' metrics)
+TABLE2 = tuple(Row(_T1[t1].name, label, _T1[t1].overrides)
+               for label, t1 in (("Scratch", "Scratch"), ("CSC", "CSC"), ("CLIP only", "Ours (CLIP only)"),
+                                 ("Ours", "Ours")))
 BASELINE, METHOD = "Scratch", "Ours"  # the comparison the report spells out
 FRACTIONS = (0.05, 0.1, 0.5)  # Fig. 5's limited settings; 100 % is Table 1's row
-FIG5_METHODS = (("Scratch", SCRATCH, "t1-scratch"), ("Ours", OURS, "t1-ours"))
+# CSC pretrains on all the train geometry (it reads no labels) and fine-tunes on the limited labels
+FIG5_METHODS = (("Scratch", SCRATCH, "t1-scratch"), ("CSC", CSC, "t1-csc"), ("Ours", OURS, "t1-ours"))
 FIG5 = tuple(Row(f"f5-{label.lower()}-{round(f * 100)}", label, {**o, "annotation.fraction": f})
              for label, o, _ in FIG5_METHODS for f in FRACTIONS)
-EXPERIMENTS = {"table1": TABLE1, "fig5": FIG5}
+EXPERIMENTS = {"table1": TABLE1, "table2": TABLE2, "fig5": FIG5}
 
 BASE_SEED = 42  # params.yaml's pretrain.seed and finetune.seed
 SEED_KEYS = ("pretrain.seed", "finetune.seed")
@@ -145,8 +170,9 @@ def _value(metrics: dict, split: str, metric: str) -> float | None:
     return (metrics.get(split) or {}).get(metric)
 
 
-def stat(runs: list[dict], split: str, metric: str) -> Stat:
-    values = (_value(r.get("metrics") or {}, split, metric) for r in runs)
+def stat(runs: list[dict], split: str, metric: str, source: str = "metrics") -> Stat:
+    """A cell over ``runs``: ``source`` "metrics" (evaluate.json) or "insseg" (insseg.json)."""
+    values = (_value(r.get(source) or {}, split, metric) for r in runs)
     return Stat(tuple(float(v) for v in values if v is not None), len(runs))
 
 
@@ -246,10 +272,82 @@ def table1_markdown(results: dict) -> str:
               "(both with at least 2 runs); a plain rule on the seeds' spread, not a significance test.",
               "SupCon: supervised contrastive pretraining on the same voxels without text "
               "(`pretrain.objective=supcon`), fine-tuned like Ours (CLIP only).",
+              "CSC: Contrastive Scene Contexts pretraining without labels or text (`pretrain.objective=csc`), "
+              "its two views two augmentations of one reconstructed scene (CSC paired RGB-D frames), "
+              "fine-tuned like Ours (CLIP only).",
               _comparison(runs)]
     if missing:
         lines.append(f"Not run yet: {', '.join(missing)} (`lgseg queue table1 --seeds 3 && dvc queue start`).")
     return "\n".join(lines) + "\n"
+
+
+def _table2_comparison(runs: dict) -> str:
+    """One sentence: where Ours differs from Scratch beyond the seeds' spread in Table 2's columns."""
+    method, base = (next(r.name for r in TABLE2 if r.label == lab) for lab in (METHOD, BASELINE))
+    head = f"{METHOD} vs {BASELINE} ({len(runs[method])} and {len(runs[base])} runs)"
+    if len(runs[method]) < 2 or len(runs[base]) < 2:
+        return f"{head}: fewer than 2 runs on a side, so no spread to compare against; no cell is marked."
+    parts = []
+    for key, title in TABLE2_COLUMNS:
+        a, b = stat(runs[method], "all", key, "insseg"), stat(runs[base], "all", key, "insseg")
+        if a.n and b.n:
+            verdict = {1: "above", -1: "below", 0: "within"}[beyond_spread(a, b)]
+            spread = (a.std or 0) + (b.std or 0)
+            parts.append(f"{title} {a.mean - b.mean:+.1f} ({verdict} the spread {spread:.1f})")
+    return f"{head}: " + ("; ".join(parts) if parts else "no instance metrics yet") + "."
+
+
+def table2_markdown(results: dict) -> str:
+    runs = {row.name: [r for r in runs_of(results, row.name) if r.get("insseg")] for row in TABLE2}
+    base = runs[next(r.name for r in TABLE2 if r.label == BASELINE)]
+    lines = ["# Table 2: ScanNet200 instance segmentation, ours (paper)", "",
+             "| Method | experiment | runs | " + " | ".join(t for _, t in TABLE2_COLUMNS) + " |",
+             "|---|---|---|" + "---|" * len(TABLE2_COLUMNS)]
+    for row in TABLE2:
+        mine, paper = runs[row.name], PAPER_TABLE2[row.label]
+        cells = []
+        for key, _ in TABLE2_COLUMNS:
+            st = stat(mine, "all", key, "insseg")
+            mark = beyond_spread(st, stat(base, "all", key, "insseg")) if row.label != BASELINE else 0
+            cells.append(_cell(st, paper.get(key), mark))
+        lines.append(f"| {row.label} | {row.name} | {_seeds_text(mine)} | " + " | ".join(cells) + " |")
+    lines += ["", _data_note([r for rs in runs.values() for r in rs]),
+              "Paper: Rozenberszki et al., ECCV 2022, Table 2 (ScanNet200 val): Precision and mIoU of the "
+              "instance model's semantic head, mAP@0.5; the paper prints no AP (IoU 0.50-0.90, as the official "
+              "evaluation's thresholds) or AP25. Cells: ours (paper), percent, mean ± sample std over the runs. "
+              "AP: the official ScanNet instance evaluation over ScanNet200's 198 instance classes (the 200 "
+              "without wall and floor), per mesh vertex; classes without ground truth left out of the means.",
+              "Rows: the Table 1 experiments of the same method (every experiment runs the semantic and the "
+              "instance stages). ▲ / ▼ as in Table 1.",
+              _table2_comparison(runs)]
+    missing = [r.name for r in TABLE2 if not runs[r.name]]
+    if missing:
+        lines.append(f"Not run yet: {', '.join(missing)} (`lgseg queue table2 --seeds 3 && dvc queue start`).")
+    return "\n".join(lines) + "\n"
+
+
+def table2_png(results: dict, path: str | Path) -> None:
+    import numpy as np
+
+    runs = {row.name: [r for r in runs_of(results, row.name) if r.get("insseg")] for row in TABLE2}
+    fig, ax = pyplot().subplots(figsize=(9, 4.4))
+    width = 0.8 / len(TABLE2)
+    x = np.arange(len(TABLE2_COLUMNS))
+    for j, row in enumerate(TABLE2):
+        stats = [stat(runs[row.name], "all", key, "insseg") for key, _ in TABLE2_COLUMNS]
+        mean = [np.nan if st.mean is None else st.mean for st in stats]
+        std = [0.0 if st.std is None else min(st.std, m) if m == m else 0.0 for st, m in zip(stats, mean)]
+        pos = x - 0.4 + width * (j + 0.5)
+        ax.bar(pos, mean, width, yerr=std, capsize=2, color=f"C{j}", label=f"{row.label} (n={len(runs[row.name])})")
+        paper = [PAPER_TABLE2[row.label].get(key, np.nan) for key, _ in TABLE2_COLUMNS]
+        ax.scatter(pos, paper, marker="_", s=120, color="black", zorder=3, label="paper" if j == 0 else None)
+    ax.set_xticks(x, [t for _, t in TABLE2_COLUMNS])
+    ax.set_ylabel("%")
+    ax.legend(fontsize=7)
+    ax.set_title("Table 2: instance segmentation, bars ours (mean ± std over seeds), black ticks the paper's "
+                 "ScanNet200 numbers", fontsize=9)
+    fig.tight_layout()
+    save_png(fig, path)
 
 
 def _fig5_runs(results: dict) -> dict[tuple[str, float], list[dict]]:
@@ -284,6 +382,8 @@ def fig5_markdown(results: dict) -> str:
             lines.append(f"| {label} | {f:.0%} | {_seeds_text(rs)} | " + " | ".join(cells) + " |")
     lines += ["", _data_note([r for rs in points.values() for r in rs]),
               f"Runs per point: {fig5_seeds_note(points)} (mean ± sample std where a point has several).",
+              "CSC pretrains on all the train scenes' geometry (it reads no labels) and fine-tunes on the "
+              "limited annotations; Ours pretrains on the limited annotations only, as in the paper.",
               "The paper gives Fig. 5 as a plot without numbers; its text: with 5 % of the annotations "
               "the language-grounded pretraining recovers the fully supervised scratch model's mIoU and "
               "gains +8 tail mIoU over CSC."]
@@ -350,24 +450,27 @@ def fig5_png(results: dict, path: str | Path) -> None:
 
 
 def write_report(out: str | Path, exp_show: list) -> dict[str, Path]:
-    """Write Table 1 and Fig. 5 (Markdown and PNG) into ``out``; returns the files."""
+    """Write Table 1, Table 2 and Fig. 5 (Markdown and PNG) into ``out``; returns the files."""
     from lgseg.fileio import atomic_file
 
     out = Path(out)
     results = experiment_results(exp_show)
-    files = {"table1.md": table1_markdown(results), "fig5.md": fig5_markdown(results)}
+    files = {"table1.md": table1_markdown(results), "table2.md": table2_markdown(results),
+             "fig5.md": fig5_markdown(results)}
     for name, text in files.items():
         with atomic_file(out / name) as f:
             f.write(text)
     table1_png(results, out / "table1.png")
+    table2_png(results, out / "table2.png")
     fig5_png(results, out / "fig5.png")
-    return {n: out / n for n in ("table1.md", "table1.png", "fig5.md", "fig5.png")}
+    return {n: out / n for n in ("table1.md", "table1.png", "table2.md", "table2.png", "fig5.md", "fig5.png")}
 
 
 # ---- DVC: the one place in lgseg/ that speaks to it --------------------------------------------
 # `lgseg queue` and `lgseg report` are DVC commands by design: they run its command line (never
 # import it) and read its `exp show --json` output, which names the files below.
 EVALUATE_METRICS = "metrics/evaluate.json"  # the evaluate stage's metrics (dvc.yaml)
+INSSEG_METRICS = "metrics/insseg.json"  # the insseg-evaluate stage's
 PARAMS_FILE = "params.yaml"
 
 
@@ -380,15 +483,32 @@ def queue_command(row: Row) -> list[str]:
     return ["dvc", "exp", "run", "--queue", "-n", row.name, *[a for s in sets for a in ("-S", s)]]
 
 
-def queue(which: str, cwd: str | Path = ".", seeds: int | None = None) -> list[str]:
-    """Queue the experiments of ``which`` ('table1', 'fig5'), each ``seeds`` times when given
-    (``with_seeds``); returns their names."""
+def queue(which: str, cwd: str | Path = ".", seeds: int | None = None) -> tuple[list[str], list[str]]:
+    """Queue the experiments of ``which`` ('table1', 'table2', 'fig5'), each ``seeds`` times when given
+    (``with_seeds``), but those that already ran or are queued (Table 2 shares Table 1's); returns the
+    names queued and the names left out."""
     rows = with_seeds(EXPERIMENTS[which], seeds)
+    present = experiment_names(exp_show_json(cwd))
+    queued = []
     for row in rows:
+        if row.name in present:
+            continue
         r = _dvc(*queue_command(row)[1:], cwd=cwd)
         if r.returncode != 0:
             raise LgsegError(f"{' '.join(queue_command(row))} failed:\n{r.stderr.strip()}")
-    return [r.name for r in rows]
+        queued.append(row.name)
+        present.add(row.name)
+    return queued, [r.name for r in rows if r.name not in queued]
+
+
+def experiment_names(exp_show: list) -> set[str]:
+    """The experiments that finished or are queued or running (a failed one may be queued again)."""
+    names = set()
+    for base in exp_show:
+        for exp in base.get("experiments") or []:
+            if ((exp.get("executor") or {}).get("state")) in (None, "success", "queued", "running"):
+                names.update(rev["name"] for rev in exp.get("revs") or [] if rev.get("name"))
+    return names
 
 
 def exp_show_json(cwd: str | Path = ".") -> list:
@@ -415,5 +535,7 @@ def experiment_results(exp_show: list) -> dict[str, dict]:
                 stamp = str(data.get("timestamp") or "")
                 if name and metrics and not rev.get("error") and stamp >= when.get(name, ""):
                     params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {}
-                    out[name], when[name] = {"metrics": metrics, "params": params, "timestamp": stamp}, stamp
+                    insseg = ((data.get("metrics") or {}).get(INSSEG_METRICS) or {}).get("data")
+                    out[name] = {"metrics": metrics, "insseg": insseg, "params": params, "timestamp": stamp}
+                    when[name] = stamp
     return out

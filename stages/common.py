@@ -35,13 +35,28 @@ def parse_paths(names) -> argparse.Namespace:
 SPLIT_KEYS = ("val_miou_200", "val_miou_head", "val_miou_common", "val_miou_tail")
 
 
+def start_weights(params: dict, section: str, pretrained: str) -> str | None:
+    """The weights a fine-tuning stage (``section``: finetune or insseg) starts from: ``<section>.weights``
+    or the pretrain stage's model (``pretrained``), or None from scratch (``<section>.init``)."""
+    from lgseg.errors import LgsegError
+
+    init, weights = params[section]["init"], params[section]["weights"]
+    if init not in ("pretrained", "scratch"):
+        raise LgsegError(f"params.yaml: {section}.init must be 'pretrained' or 'scratch', not {init!r}")
+    if init == "scratch" and weights:
+        raise LgsegError(f"params.yaml: {section}.weights is {weights!r} but {section}.init is 'scratch'; "
+                         f"set {section}.init: pretrained to start from those weights, or empty {section}.weights")
+    return (weights or pretrained) if init == "pretrained" else None
+
+
 def write_final_metrics(path: str, result: dict, kind: str) -> None:
-    """The training stage's headline numbers as its DVC metrics file (``kind``: pretrain or finetune).
+    """The training stage's headline numbers as its DVC metrics file (``kind``: pretrain, finetune or
+    insseg).
 
     pretrain: its last validation, the zero-shot readout through the text anchors: ``val_miou`` and
     each class group's numbers (``val_miou_holdout``, ``val_miou_holdout_chance``); ``{}`` when the
-    objective has no readout. finetune: ``best_val_miou``, the best validation mIoU of the run
-    (null when it never validated).
+    objective has no readout. finetune and insseg: ``best_val_miou``, the best validation mIoU of the
+    run (of insseg's semantic head; null when it never validated).
     """
     import math
 
@@ -55,10 +70,10 @@ def write_final_metrics(path: str, result: dict, kind: str) -> None:
         last = validated[-1] if validated else {}
         out = {k: (v if defined(v) else None) for k, v in last.items()
                if k.startswith("val_miou") and k not in SPLIT_KEYS}
-    elif kind == "finetune":
+    elif kind in ("finetune", "insseg"):
         out = {"best_val_miou": max((h["val_miou"] for h in validated), default=None)}
     else:
-        raise ValueError(f"kind must be pretrain or finetune, not {kind!r}")
+        raise ValueError(f"kind must be pretrain, finetune or insseg, not {kind!r}")
     write_json(path, out)
 
 

@@ -1,4 +1,5 @@
-"""preprocess: data/raw -> data/processed (per-scene arrays, stats.json), the instance bank and val ground truth.
+"""preprocess: data/raw -> data/processed (per-scene arrays, stats.json), the instance bank and val ground
+truth (semantic: data/gt/val, instance: data/gt/val_instance).
 
 With data.source: processed, data/raw is already in the processed layout (the download stage linked
 it): its scenes are checked and copied, and stats and ground truth come from their labels.
@@ -8,11 +9,12 @@ from common import run
 
 from lgseg.data.instances import resolve_classes
 from lgseg.errors import LgsegError
-from lgseg.evaluation.ground_truth import export_ground_truth
+from lgseg.evaluation.ground_truth import export_ground_truth, export_instance_ground_truth
+from lgseg.evaluation.instance_files import instance_gt_from_processed
 from lgseg.fileio import write_json
 from lgseg.prepare import ground_truth_from_processed, prepare, prepare_processed, summary
 
-RAW, OUT, GT, BANK = "data/raw", "data/processed", "data/gt/val", "data/instances"
+RAW, OUT, GT, GT_INSTANCE, BANK = "data/raw", "data/processed", "data/gt/val", "data/gt/val_instance", "data/instances"
 
 
 def main(params: dict, tracker) -> None:
@@ -25,9 +27,11 @@ def main(params: dict, tracker) -> None:
     if params["data"]["source"] == "processed":
         done = prepare_processed(RAW, OUT, **options)
         ground_truth_from_processed(OUT, GT, split="val")
+        instance_gt_from_processed(OUT, GT_INSTANCE, split="val")
     else:
         done = prepare(RAW, OUT, **options)
         export_ground_truth(RAW, GT, split="val")
+        export_instance_ground_truth(RAW, GT_INSTANCE, split="val")
     write_json("metrics/preprocess.json", summary(OUT, done.bank))
 
 

@@ -13,7 +13,8 @@ def main(params: dict, tracker, args) -> None:
     cfg = training_config(params, "pretrain")
     paths = TrainPaths(processed=args.processed, checkpoint=args.checkpoint, model=args.model, curve=args.curve,
                        val_curve=args.val_curve, embeddings=args.text)
-    write_final_metrics(args.metrics, run_training("pretrain", cfg, paths, tracker=tracker), "pretrain")
+    run_training("pretrain", cfg, paths, tracker=tracker,
+                 write_outputs=lambda result: write_final_metrics(args.metrics, result, "pretrain"))
 
 
 if __name__ == "__main__":

@@ -25,16 +25,19 @@ def summary(miou):
     return {s: {"miou": miou, "precision": miou + 1, "recall": miou + 2} for s in ("head", "common", "tail", "all")}
 
 
-def exp_show(results: dict, source="synthetic", stamp="2026-11-21T09:00:00", seeds=None) -> list:
+def exp_show(results: dict, source="synthetic", stamp="2026-11-21T09:00:00", seeds=None, insseg=None) -> list:
     """``dvc exp show --json`` as DVC 3 prints it: baselines, each with its experiments' revs.
-    ``seeds``: {name: seed} for pretrain.seed / finetune.seed in the experiment's params."""
+    ``seeds``: {name: seed} for pretrain.seed / finetune.seed in the experiment's params; ``insseg``:
+    {name: insseg.json} for the experiments that ran the instance stages."""
     def rev(name, metrics):
         params = {"data": {"source": source}}
         if seeds and name in seeds:
             params.update(pretrain={"seed": seeds[name]}, finetune={"seed": seeds[name]})
+        files = {"metrics/evaluate.json": {"data": metrics}}
+        if insseg and name in insseg:
+            files["metrics/insseg.json"] = {"data": insseg[name]}
         return {"rev": "0" * 40, "name": name, "data": {"timestamp": stamp,
-            "params": {"params.yaml": {"data": params}},
-            "metrics": {"metrics/evaluate.json": {"data": metrics}}}}
+            "params": {"params.yaml": {"data": params}}, "metrics": files}}
     return [{"rev": "workspace", "name": None, "data": {}, "experiments": None},
             {"rev": "1" * 40, "name": "main", "data": {}, "experiments": [
                 {"revs": [rev(n, m)]} for n, m in results.items()] + [{"revs": [{"name": "broken", "error": {}}]}]}]
@@ -67,7 +70,8 @@ def test_results_and_table_cells():
     ins = next(line for line in md.splitlines() if line.startswith("| Ins. samp. |"))
     assert ins.split(" | ")[1:3] == ["0", "– (48.5)"]
     assert "| SupCon | 0 | – (48.5) | – (19.2) | – (10.3) | – (26.0) |" in md
-    assert "not ScanNet numbers" in md and "t1-ins-samp, t1-c-focal, t1-supcon, t1-clip-only" in md
+    assert "not ScanNet numbers" in md and "t1-ins-samp, t1-c-focal, t1-supcon, t1-csc, t1-clip-only" in md
+    assert "| CSC | 0 | – (49.4) | – (19.5) | – (10.3) | – (26.4) |" in md
     assert "fewer than 2 runs on a side" in md and "▲" not in scratch
     assert "ScanNet v2 val" in table1_markdown(experiment_results(exp_show({"t1-ours": summary(1)}, "scannet")))
 
@@ -94,11 +98,11 @@ def test_write_report_files(tmp_path):
     results = {"t1-scratch": summary(10.0), "t1-ours": summary(12.5), "f5-ours-5": summary(3.0),
                "f5-scratch-50": summary(8.0)}
     files = write_report(tmp_path / "reports", exp_show(results))
-    assert sorted(files) == ["fig5.md", "fig5.png", "table1.md", "table1.png"]
+    assert sorted(files) == ["fig5.md", "fig5.png", "table1.md", "table1.png", "table2.md", "table2.png"]
     fig5 = files["fig5.md"].read_text()
     assert "| Ours | 5% | 1 | 3.0 |" in fig5 and "| Scratch | 100% | 1 | 10.0 |" in fig5
     assert "| Ours | 10% | 0 | – |" in fig5 and "Runs per point: one seed each" in fig5
-    for png in ("table1.png", "fig5.png"):
+    for png in ("table1.png", "table2.png", "fig5.png"):
         image = mpimg.imread(files[png])
         assert image.shape[0] > 300 and image.std() > 0
 
@@ -106,7 +110,7 @@ def test_write_report_files(tmp_path):
 @pytest.mark.parametrize("bad", [[], [{"rev": "workspace", "experiments": None}]])
 def test_no_experiments_yet_gives_an_empty_table_not_an_error(bad, tmp_path):
     md = table1_markdown(experiment_results(bad))
-    assert md.count("– (") == 6 * 12 and "Not run yet" in md
+    assert md.count("– (") == 7 * 12 and "Not run yet" in md
 
 
 def test_seeds_queue_each_row_with_its_seeds():
@@ -171,3 +175,46 @@ def test_fig5_says_one_seed_each_unless_a_point_pools_seeds(tmp_path):
                                           seeds={"t1-ours-s42": 42, "t1-ours-s43": 43}))
     md = fig5_markdown(several)
     assert "one seed each, except 100 %: mean ± std of 2 seeds" in md and "| Ours | 100% | 2 (42, 43) | 10.0 ± 1.4 |" in md
+
+
+def insseg(ap50: float) -> dict:
+    """An insseg.json: AP50 as given, AP = AP50 - 10, AP25 = AP50 + 10, the semantic head's
+    precision 50 + AP50 and mIoU 20 + AP50."""
+    return {"all": {"ap": ap50 - 10, "ap50": ap50, "ap25": ap50 + 10, "precision": 50 + ap50, "miou": 20 + ap50},
+            **{s: {"ap": 1.0, "ap50": 2.0, "ap25": 3.0} for s in ("head", "common", "tail")}}
+
+
+def test_table2_rows_are_table1_experiments_with_the_papers_numbers_beside():
+    from lgseg.report import PAPER_TABLE2, TABLE2, table2_markdown
+
+    by_label = {r.label: r for r in TABLE1}
+    assert [r.label for r in TABLE2] == list(PAPER_TABLE2) == ["Scratch", "CSC", "CLIP only", "Ours"]
+    assert [r.name for r in TABLE2] == ["t1-scratch", "t1-csc", "t1-clip-only", "t1-ours"]
+    assert {r.name: r.overrides for r in TABLE2}["t1-clip-only"] == by_label["Ours (CLIP only)"].overrides
+    names = {f"t1-ours-s{s}": s for s in (42, 43, 44)} | {f"t1-scratch-s{s}": s for s in (42, 43, 44)}
+    ap50 = {"t1-ours-s42": 30.0, "t1-ours-s43": 32.0, "t1-ours-s44": 34.0,
+            "t1-scratch-s42": 20.0, "t1-scratch-s43": 21.0, "t1-scratch-s44": 22.0}
+    results = experiment_results(exp_show({n: summary(1.0) for n in names} | {"t1-csc": summary(1.0)},
+                                          seeds=names, insseg={n: insseg(v) for n, v in ap50.items()}))
+    md = table2_markdown(results)
+    ours = next(line for line in md.splitlines() if line.startswith("| Ours |"))
+    # precision, mIoU, mAP@0.5 (paper), AP, AP25: mean ± std of 30, 32, 34
+    assert ours.split(" | ")[1:8] == ["t1-ours", "3 (42, 43, 44)", "82.0 ± 2.0 ▲ (65.3)", "52.0 ± 2.0 ▲ (27.7)",
+                                      "32.0 ± 2.0 ▲ (26.1)", "22.0 ± 2.0 ▲", "42.0 ± 2.0 ▲ |"]
+    assert "| CSC | t1-csc | 0 |" in md  # ran before the instance stages existed: no instance metrics
+    assert "mAP@0.5 +11.0 (above the spread 3.0)" in md and "Not run yet: t1-csc, t1-clip-only" in md
+
+
+def test_queue_leaves_out_experiments_that_ran_or_are_queued(monkeypatch):
+    import lgseg.report as report
+
+    show = exp_show({"t1-scratch": summary(1.0)})
+    show[1]["experiments"].append({"executor": {"state": "queued"}, "revs": [{"name": "t1-ours"}]})
+    show[1]["experiments"].append({"executor": {"state": "failed"}, "revs": [{"name": "t1-csc"}]})
+    calls = []
+    monkeypatch.setattr(report, "exp_show_json", lambda cwd=".": show)
+    monkeypatch.setattr(report, "_dvc", lambda *args, cwd=".": calls.append(args) or
+                        type("R", (), {"returncode": 0, "stderr": ""})())
+    queued, present = report.queue("table2")
+    assert queued == ["t1-csc", "t1-clip-only"] and present == ["t1-scratch", "t1-ours"]
+    assert [c[c.index("-n") + 1] for c in calls] == ["t1-csc", "t1-clip-only"]

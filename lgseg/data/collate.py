@@ -29,8 +29,10 @@ def collate(samples: Sequence[dict[str, Any]], max_points: int | None = None) ->
 
     Returns ``coord`` (sumM, 4) int32 with the batch index in column 0, ``feat`` (sumM, 3)
     float32, ``label`` (sumM,) int64, ``offset`` (B+1,) int64 cumulative voxel counts starting
-    at 0, ``scenes`` and ``num_points`` lists, and ``inverse`` (list of (N_i,) int64 tensors)
-    when every sample has one.
+    at 0, ``scenes`` and ``num_points`` lists, ``inverse`` (list of (N_i,) int64 tensors)
+    when every sample has one, and the instance task's ``instance`` (sumM,) int64 and ``offset``
+    (sumM, 3) float32 when every sample has them (instance ids stay per scene: with ``offset``
+    the loss needs no global ids).
 
     ``max_points``: keep samples in order while the running voxel total stays <= max_points
     (always at least the first), dropping the rest with a warning, as the reference truncates
@@ -39,6 +41,8 @@ def collate(samples: Sequence[dict[str, Any]], max_points: int | None = None) ->
     if not samples:
         raise ValueError("collate needs at least one sample")
     samples = list(samples)
+    if "views" in samples[0]:
+        return _collate_pairs(samples, max_points)
     if max_points is not None:
         sizes = np.cumsum([len(s["coord"]) for s in samples])
         keep = max(1, int(np.searchsorted(sizes, max_points, side="right")))
@@ -59,8 +63,34 @@ def collate(samples: Sequence[dict[str, Any]], max_points: int | None = None) ->
         "scenes": [s["scene"] for s in samples],
         "num_points": [int(s["num_points"]) for s in samples],
     }
+    for key, dtype in (("instance", np.int64), ("offset", np.float32)):  # the instance task's targets
+        if all(key in s for s in samples):
+            batch[key] = torch.from_numpy(np.concatenate([np.asarray(s[key], dtype=dtype) for s in samples]))
     if all("inverse" in s for s in samples):
         batch["inverse"] = [torch.from_numpy(np.asarray(s["inverse"], dtype=np.int64)) for s in samples]
+    return batch
+
+
+def _collate_pairs(pairs: list[dict[str, Any]], max_points: int | None) -> dict[str, Any]:
+    """Two-view items (``lgseg.data.two_views``) as one batch: view a and view b of scene i are batch
+    items 2i and 2i + 1 of one sparse tensor (so they share no voxel), ``matches`` index its rows,
+    ``match_scene`` (K,) is each match's scene i. ``max_points`` keeps or drops whole pairs."""
+    if max_points is not None:
+        sizes = np.cumsum([sum(len(v["coord"]) for v in p["views"]) for p in pairs])
+        keep = max(1, int(np.searchsorted(sizes, max_points, side="right")))
+        if keep < len(pairs):
+            _note_truncation(len(pairs) - keep, len(pairs), int(sizes[keep - 1]), max_points)
+            pairs = pairs[:keep]
+    views = [{**v, "label": np.full(len(v["coord"]), -1, dtype=np.int64), "scene": p["scene"],
+              "num_points": p["num_points"]} for p in pairs for v in p["views"]]
+    batch = collate(views)
+    offset = batch["offset"].numpy()
+    matches = [p["matches"] + offset[[2 * i, 2 * i + 1]] for i, p in enumerate(pairs)]
+    batch.update(
+        matches=torch.from_numpy(np.concatenate(matches).astype(np.int64)),
+        match_coord=torch.from_numpy(np.concatenate([p["match_coord"] for p in pairs]).astype(np.float32)),
+        match_scene=torch.from_numpy(np.repeat(np.arange(len(pairs)), [len(m) for m in matches])),
+        scenes=[p["scene"] for p in pairs], num_points=[int(p["num_points"]) for p in pairs])
     return batch
 
 

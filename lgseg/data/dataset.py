@@ -10,9 +10,10 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from lgseg.data.transforms import build_transforms
+from lgseg.data.two_views import split_crop, two_views
 from lgseg.data.voxelize import voxelize
 from lgseg.errors import InputError
-from lgseg.scannet.constants import IGNORE_INDEX
+from lgseg.scannet.constants import IGNORE_INDEX, IS_INSTANCE_CLASS
 from lgseg.scannet.splits import scene_folders
 from lgseg.scene_io import array_path, has_array, read_array, split_dir
 
@@ -38,6 +39,9 @@ class ScanNetDataset(Dataset):
     ``ignore_classes``: class indices whose labels become -1 (e.g. held-out classes).
     ``instance_sampler``: training only, pastes instances into each scene before the augmentations
     (``lgseg.data.instance_sampling.InstanceSampler``).
+    ``instance_targets``: items also carry the instance task's targets (``instance_targets``).
+    ``two_views``: training only, an item is two augmented views of the scene and their matched voxels
+    (``lgseg.data.two_views``, for CSC pretraining) instead of one.
     """
 
     def __init__(
@@ -54,6 +58,8 @@ class ScanNetDataset(Dataset):
         ignore_classes: Sequence[int] | None = None,
         instance_sampler=None,
         voxel_point: str = "random",
+        instance_targets: bool = False,
+        two_views: bool = False,
     ) -> None:
         if voxel_size <= 0:
             raise ValueError(f"voxel_size must be > 0, not {voxel_size}")
@@ -77,6 +83,10 @@ class ScanNetDataset(Dataset):
                                else np.asarray(sorted(ignore_classes), dtype=np.int64))
         self.scenes = self._find_scenes(scenes)
         self.instance_sampler = instance_sampler if self.train else None
+        self.instance_targets = bool(instance_targets)
+        self.two_views = bool(two_views) and self.train
+        if self.two_views:
+            self._shared, self._per_view = split_crop(self.transforms)
 
     def _find_scenes(self, wanted: Sequence[str] | None) -> list[str]:
         found = scene_folders(self.split_dir)  # never a killed run's .<scene>.tmp-* folder
@@ -134,8 +144,18 @@ class ScanNetDataset(Dataset):
 
         sample = {"coord": np.asarray(data["coord"], dtype=np.float64),
                   "color": np.asarray(data["color"], dtype=np.float32), "label": data["label"]}
+        if self.two_views:
+            rngs = tuple(np.random.default_rng([self.seed, self.epoch, index, k]) for k in range(3))
+            pair = two_views(sample, self._shared, self._per_view, self.voxel_size, rngs,
+                             self.random_translation, self.voxel_point == "random")
+            return {**pair, "scene": scene, "num_points": num_points}
+        instance = self._instances(scene, num_points) if self.instance_sampler or self.instance_targets else None
         if self.instance_sampler is not None:
-            sample, _ = self.instance_sampler(sample, self._instances(scene, num_points), rng)
+            sample, placed = self.instance_sampler(sample, instance, rng)
+            if self.instance_targets:  # each pasted object is an instance of its own
+                sample["instance"] = _with_placed(instance, placed, len(sample["coord"]))
+        elif self.instance_targets:
+            sample["instance"] = np.asarray(instance)
         sample = self.transforms(sample, rng)
         vox = voxelize(sample["coord"], self.voxel_size, rng if self.voxel_point == "random" else None)
 
@@ -149,6 +169,37 @@ class ScanNetDataset(Dataset):
             "scene": scene,
             "num_points": num_points,
         }
+        if self.instance_targets:
+            item.update(instance_targets(vox.voxel_coord, sample["instance"][vox.index], item["label"],
+                                         self.voxel_size))
         if not self.train:
             item["inverse"] = vox.inverse
         return item
+
+
+def instance_targets(voxel_coord: np.ndarray, instance: np.ndarray, label: np.ndarray,
+                     voxel_size: float) -> dict[str, np.ndarray]:
+    """The instance task's targets of one scene's voxels, as the authors' code makes them:
+    ``instance`` (M,) int64, the voxel's object, -1 where none or where its label is ignored or is
+    no instance class (wall, floor); ``offset`` (M, 3) float32 metres from the voxel to the centroid
+    of its object's voxels (in the augmented frame the network sees; 0 where no instance)."""
+    instance = np.where((label >= 0) & IS_INSTANCE_CLASS[np.maximum(label, 0)], instance, -1).astype(np.int64)
+    offset = np.zeros((len(instance), 3), dtype=np.float32)
+    valid = instance >= 0
+    if valid.any():
+        ids, which = np.unique(instance[valid], return_inverse=True)
+        pos = voxel_coord[valid].astype(np.float64)
+        counts = np.bincount(which, minlength=len(ids))[:, None]
+        centroid = np.stack([np.bincount(which, pos[:, a], len(ids)) for a in range(3)], axis=1) / counts
+        offset[valid] = (centroid[which] - pos) * voxel_size
+    return {"instance": instance, "offset": offset}
+
+
+def _with_placed(instance: np.ndarray, placed, n: int) -> np.ndarray:
+    """The scene's instance ids followed by a new id for each pasted object (its ``slice``)."""
+    out = np.full(n, -1, dtype=np.int64)
+    out[: len(instance)] = instance
+    first = int(instance.max(initial=-1)) + 1
+    for k, p in enumerate(placed):
+        out[p.slice] = first + k
+    return out

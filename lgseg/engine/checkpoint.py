@@ -153,7 +153,7 @@ def _from_lgseg_file(path, state: dict, meta: dict, backend, model, voxel_size):
                          "leave --voxel-size out: lgseg model files record their voxel size")
     if backend is not None:
         cfg["backend"] = backend
-    net = _build(path, cfg, meta["feature_dim"], meta["num_classes"])
+    net = _build(path, cfg, meta["feature_dim"], meta["num_classes"], offsets=meta.get("task") == "instance")
     _transfer(path, net, state, fix="the file is damaged or from another lgseg version: run its stage again")
     return net, {**meta, "model": cfg}
 
@@ -173,11 +173,11 @@ def _from_bare_checkpoint(path, state: dict, backend, model, voxel_size):
     return net, meta
 
 
-def _build(path, cfg: dict, feature_dim: int | None, num_classes: int | None):
+def _build(path, cfg: dict, feature_dim: int | None, num_classes: int | None, offsets: bool = False):
     from lgseg.models import build_model
 
     try:
-        return build_model(cfg, feature_dim=feature_dim, num_classes=num_classes)
+        return build_model(cfg, feature_dim=feature_dim, num_classes=num_classes, offsets=offsets)
     except ValueError as e:
         raise InputError(path, f"cannot build its network: {e}", "pass a --model/--backend named above") from None
 

@@ -72,12 +72,12 @@ class ValidationHook(Hook):
         metrics = SegmentationMetrics()
         for batch in tqdm(self.loader, desc=f"{trainer.task.name} val", unit="scene", disable=not trainer.progress,
                           leave=False):
-            coords, feats, labels = trainer.to_device(batch)
+            coords, feats = trainer.inputs(batch)
             with trainer.autocast():
                 # the unwrapped net: DDP's forward broadcasts buffers, a collective that would hang
                 # when processes hold different numbers of validation scenes
                 out = trainer.net(coords, feats)
-            metrics.update(labels.cpu().numpy(), trainer.task.predict(out).cpu().numpy(), scenes=len(batch["scenes"]))
+            metrics.update(batch["label"].numpy(), trainer.task.predict(out).cpu().numpy(), scenes=len(batch["scenes"]))
         metrics.confusion = all_reduce_sum(metrics.confusion, trainer.dist)
         s = metrics.summary()
         logs = {"val_miou": s["all"]["miou"], "val_miou_200": s["all"]["miou_200"]}
@@ -127,6 +127,14 @@ class CurveHook(Hook):
             f.write(buf.getvalue())
 
     def after_epoch(self, trainer, logs: dict) -> None:
+        self.write(trainer)
+
+    def after_train(self, trainer) -> None:
+        # again at the end: a run resumed after its last epoch (its model write had failed) has no
+        # epoch left, and DVC deleted the curves before rerunning the stage
+        self.write(trainer)
+
+    def write(self, trainer) -> None:
         if self.val_path is None:
             self._write(self.path, trainer.history)
             return

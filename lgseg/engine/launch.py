@@ -15,6 +15,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from threadpoolctl import threadpool_limits
@@ -29,10 +30,10 @@ from lgseg.engine.distributed import barrier, cleanup, init_distributed
 from lgseg.engine.hooks import HOOKS
 from lgseg.engine.optim import build_optimizer, build_scheduler
 from lgseg.engine.samplers import ShardSampler
-from lgseg.engine.tasks import FinetuneTask, PretrainTask, SupConPretrainTask
+from lgseg.engine.tasks import CSCPretrainTask, FinetuneTask, InstanceTask, PretrainTask, SupConPretrainTask
 from lgseg.engine.trainer import Trainer
 from lgseg.errors import InputError, LgsegError
-from lgseg.fileio import remove_stale_temporaries
+from lgseg.fileio import DiskFullError, WriteError, remove_stale_temporaries
 from lgseg.losses import LOSSES
 from lgseg.models import build_model, transfer_weights
 from lgseg.scannet.constants import NUM_CLASSES, class_indices
@@ -40,6 +41,9 @@ from lgseg.text import load_embeddings
 from lgseg.text.embed import check_compatible
 
 log = logging.getLogger("lgseg.train")
+
+
+KINDS = ("pretrain", "finetune", "insseg")  # insseg: the instance task (semantic logits + offsets)
 
 
 @dataclass
@@ -55,11 +59,14 @@ class TrainPaths:
     val_curve: Path | None = None  # the validated epochs' metrics (CSV); None: they stay in ``curve``
 
 
-def run_training(kind: str, cfg: dict, paths: TrainPaths, tracker=None, progress: bool = True) -> dict:
+def run_training(kind: str, cfg: dict, paths: TrainPaths, tracker=None, progress: bool = True,
+                 write_outputs: Callable[[dict], None] | None = None) -> dict:
     """Train, resuming from ``paths.checkpoint`` when it holds an unfinished run of the same config;
-    ``tracker``: where per-epoch metrics go besides the curve (anything with ``log_metrics``)."""
-    if kind not in ("pretrain", "finetune"):
-        raise ValueError(f"kind must be pretrain or finetune, not {kind!r}")
+    ``tracker``: where per-epoch metrics go besides the curve (anything with ``log_metrics``).
+    ``write_outputs(result)``: the caller's own outputs (its metrics file), written after the model and
+    before the run is marked complete, so a failure there is also finished by a rerun, not retrained."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     dist = init_distributed(cfg.get("device", "auto"))
     if cfg.get("cpu_threads"):
         torch.set_num_threads(int(cfg["cpu_threads"]))
@@ -69,7 +76,9 @@ def run_training(kind: str, cfg: dict, paths: TrainPaths, tracker=None, progress
         holdout = holdout_classes(cfg.get("holdout") or []) if kind == "pretrain" else []
         model = wrap_distributed(build_network(kind, cfg, emb, text_meta, paths), dist)
         task = build_task(kind, cfg, emb, paths, holdout)
-        train_loader, val_loader = build_loaders(cfg, paths, dist, train_ignore=holdout or None)
+        train_loader, val_loader = build_loaders(cfg, paths, dist, train_ignore=holdout or None,
+                                                 instance_targets=kind == "insseg",
+                                                 two_views=kind == "pretrain" and cfg.get("objective") == "csc")
         optimizer = build_optimizer(cfg["optimizer"], model.parameters())
         scheduler = build_scheduler(cfg["scheduler"], optimizer, cfg["epochs"])
         fp = _fingerprint(kind, cfg)
@@ -80,10 +89,11 @@ def run_training(kind: str, cfg: dict, paths: TrainPaths, tracker=None, progress
             _remove_stale_temporaries(paths)
         _maybe_resume(trainer, paths.checkpoint, fp)
         history = trainer.fit()
+        result = {"history": history, "epochs": trainer.epoch, "steps": trainer.global_step}
         if dist.is_main:
-            _save_final(trainer, kind, cfg, text_meta, paths)
+            _save_final(trainer, kind, cfg, text_meta, paths, lambda: write_outputs and write_outputs(result))
         barrier(dist)
-        return {"history": history, "epochs": trainer.epoch, "steps": trainer.global_step}
+        return result
     finally:
         cleanup(dist)
 
@@ -92,16 +102,25 @@ def _fingerprint(kind: str, cfg: dict) -> str:
     return hashlib.sha256(json.dumps([kind, cfg], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _save_final(trainer: Trainer, kind: str, cfg: dict, text_meta, paths: TrainPaths) -> None:
-    """The model with what rebuilds it, then the checkpoint marked complete: only once the model is
-    written, so a run whose model write failed (a full disk) resumes after its last epoch and just
-    writes the model."""
-    meta = {"kind": kind, "model": cfg["model"], "feature_dim": trainer.net.feature_dim,
+def _save_final(trainer: Trainer, kind: str, cfg: dict, text_meta, paths: TrainPaths,
+                write_outputs: Callable[[], None]) -> None:
+    """The model with what rebuilds it and the caller's outputs (the curves are written by their hook
+    at the end of ``fit``), then the checkpoint marked complete. Only the checkpoint folder survives
+    DVC's rerun of the stage (``persist``): everything else is rewritten from it, so a run whose
+    model or metrics write failed (a full disk, no permission) resumes after its last epoch and
+    only writes them."""
+    meta = {"kind": kind, "task": "instance" if kind == "insseg" else "semantic", "model": cfg["model"],
+            "feature_dim": trainer.net.feature_dim,
             "num_classes": None if kind == "pretrain" else NUM_CLASSES,
             # a SupCon backbone was never pulled towards the text: it must not pass for a grounded one
             "text": None if cfg.get("objective", "language") != "language" and kind == "pretrain" else text_meta,
             "voxel_size": cfg["voxel_size"], "epochs": trainer.epoch, "steps": trainer.global_step}
-    save_model(paths.model, trainer.net, meta)
+    try:
+        save_model(paths.model, trainer.net, meta)
+        write_outputs()
+    except (DiskFullError, WriteError) as e:
+        raise LgsegError(f"{e}. The training state of all {trainer.epoch} epochs is kept in "
+                         f"{paths.checkpoint}: the rerun resumes there and only writes the outputs") from None
     save_checkpoint(paths.checkpoint, trainer.state_dict(complete=True))
 
 
@@ -130,8 +149,8 @@ def _maybe_resume(trainer: Trainer, path: Path, fingerprint: str) -> None:
     else:
         trainer.resume(state)
         if trainer.epoch >= trainer.epochs:
-            log.info("checkpoint %s holds all %d epochs of these settings but no model was written; "
-                     "writing it", path, trainer.epoch)
+            log.info("checkpoint %s holds all %d epochs of these settings but its outputs were not all "
+                     "written; writing them", path, trainer.epoch)
         else:
             log.info("resuming %s from %s at epoch %d (step %d)", trainer.task.name, path, trainer.epoch,
                      trainer.global_step)
@@ -152,12 +171,13 @@ def holdout_classes(names) -> list[int]:
 
 
 def build_network(kind: str, cfg: dict, emb, text_meta, paths) -> torch.nn.Module:
-    """Pretraining: a feature per voxel, as wide as the text embeddings. Fine-tuning: 200 logits, from
-    ``paths.init``'s weights when given (with its feature layer when there are text embeddings)."""
+    """Pretraining: a feature per voxel, as wide as the text embeddings. Fine-tuning: 200 logits (and
+    for the instance task, offsets), from ``paths.init``'s weights when given (with its feature layer
+    when there are text embeddings; the heads a checkpoint lacks start fresh)."""
     if kind == "pretrain":
         return build_model(cfg["model"], feature_dim=emb.shape[1], num_classes=None)
     feature_dim = emb.shape[1] if (paths.init and emb is not None) else None
-    model = build_model(cfg["model"], feature_dim=feature_dim, num_classes=NUM_CLASSES)
+    model = build_model(cfg["model"], feature_dim=feature_dim, num_classes=NUM_CLASSES, offsets=kind == "insseg")
     if paths.init:
         state, pre_meta = read_weights(paths.init)
         if text_meta is not None and (pre_meta or {}).get("text") is not None:  # same text space
@@ -170,25 +190,35 @@ def build_task(kind: str, cfg: dict, emb, paths, holdout: list[int]):
     """What the stage optimises and predicts. Pretraining, by ``pretrain.objective``: ``language``, the
     contrastive loss towards the text anchors (read out zero-shot by the nearest anchor; the
     held-out classes as a class group); ``supcon``, supervised contrast among voxels, no text and no
-    readout. Fine-tuning: its loss (class counts from stats.json for class-balanced losses)."""
+    readout; ``csc``, contrast between two views of each scene, no labels, no text, no readout.
+    Fine-tuning: its loss (class counts from stats.json for class-balanced losses); the instance
+    task adds the offset loss."""
     if kind == "pretrain":
         loss = LOSSES.build(pretrain_loss_cfg(cfg))
-        if cfg.get("objective", "language") == "supcon":
-            return SupConPretrainTask(loss)
+        objective = cfg.get("objective", "language")
+        if objective in ("supcon", "csc"):
+            return (SupConPretrainTask if objective == "supcon" else CSCPretrainTask)(loss)
         return PretrainTask(loss, torch.from_numpy(emb), class_groups={"holdout": holdout} if holdout else None)
     counts = json.loads(Path(paths.stats).read_text())["train_points"] if paths.stats else None
-    return FinetuneTask(LOSSES.build(cfg["loss"], class_counts=counts))
+    semantic = LOSSES.build(cfg["loss"], class_counts=counts)
+    if kind == "insseg":
+        return InstanceTask(semantic, LOSSES.build(cfg["offset_loss"]))
+    return FinetuneTask(semantic)
 
 
-def build_loaders(cfg: dict, paths, dist, train_ignore=None):
-    """Train and val loaders; ``train_ignore``: classes whose train labels are hidden (val keeps them)."""
+def build_loaders(cfg: dict, paths, dist, train_ignore=None, instance_targets: bool = False,
+                  two_views: bool = False):
+    """Train and val loaders; ``train_ignore``: classes whose train labels are hidden (val keeps them);
+    ``instance_targets``: training items carry the instance task's targets; ``two_views``: a training
+    item is two views of its scene (CSC)."""
     augment = dict(cfg["augment"])
     translation = augment.pop("random_translation", 100)
     common = dict(voxel_size=cfg["voxel_size"], seed=cfg["seed"])
     train_set = ScanNetDataset(paths.processed, "train", transforms_cfg=augment, train=True,
                                voxel_point=cfg["voxel_point"],
                                random_translation=translation, instance_sampler=_instance_sampler(cfg, paths),
-                               ignore_classes=train_ignore, **common)
+                               ignore_classes=train_ignore, instance_targets=instance_targets,
+                               two_views=two_views, **common)
     val_set = ScanNetDataset(paths.processed, "val", train=False, **common)
     sampler = DistributedSampler(train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
                                  seed=cfg["seed"], drop_last=False)

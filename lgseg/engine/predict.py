@@ -14,6 +14,7 @@ from lgseg.engine.checkpoint import load_model, place
 from lgseg.errors import InputError, LgsegError
 from lgseg.evaluation.benchmark import evaluate_dirs, write_benchmark_file
 from lgseg.evaluation.metrics import write_metrics
+from lgseg.models.res16unet import semantic_logits
 from lgseg.fileio import atomic_dir
 from lgseg.scannet.constants import index_to_raw
 from lgseg.scene_io import read_stats, stats_path
@@ -41,12 +42,18 @@ def load_classifier(path: str | Path, device: str = "cpu", **kwargs) -> tuple[to
 def predict_vertices(net: torch.nn.Module, dataset: ScanNetDataset, predict: Callable[[torch.Tensor], torch.Tensor],
                      device: torch.device | str = "cpu", progress: bool = True) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(scene, class index per mesh vertex)``; each vertex takes its voxel's prediction."""
+    for scene, out, inverse in voxel_outputs(net, dataset, device, progress):
+        yield scene, predict(out).cpu().numpy()[inverse]
+
+
+def voxel_outputs(net: torch.nn.Module, dataset: ScanNetDataset, device, progress: bool):
+    """``(scene, the network's output per voxel, voxel of each mesh vertex)`` for every scene."""
     net.eval()
     for i in tqdm(range(len(dataset)), desc="predict", unit="scene", disable=not progress):
         batch = collate([dataset[i]])
-        out = net(batch["coord"].to(device), batch["feat"].to(device))
-        voxel_pred = predict(out).cpu().numpy()
-        yield batch["scenes"][0], voxel_pred[batch["inverse"][0].numpy()]
+        with torch.no_grad():
+            out = net(batch["coord"].to(device), batch["feat"].to(device))
+        yield batch["scenes"][0], out, batch["inverse"][0].numpy()
 
 
 def predict_split(net: torch.nn.Module, processed: str | Path, split: str, voxel_size: float, out_dir: str | Path,
@@ -64,7 +71,7 @@ def predict_split(net: torch.nn.Module, processed: str | Path, split: str, voxel
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, dataset.scenes, split)
     with atomic_dir(out_dir) as tmp:
-        for scene, pred in predict_vertices(net, dataset, lambda out: out.argmax(1), device, progress):
+        for scene, pred in predict_vertices(net, dataset, lambda out: semantic_logits(out).argmax(1), device, progress):
             write_benchmark_file(tmp / f"{scene}.txt", index_to_raw(pred))
     return list(dataset.scenes)
 

@@ -4,7 +4,11 @@ Pretraining: the network outputs a feature per voxel, trained towards its class'
 prediction = the nearest anchor by cosine (a zero-shot readout). SupCon pretraining (Table 1's
 baseline): the same features trained by supervised contrast among voxels, no text, so no class
 readout (``readout`` None: validation skips it). Fine-tuning: the network outputs class logits;
-prediction = argmax.
+prediction = argmax. Instance fine-tuning: class logits and offsets; the loss adds the offset
+terms to the semantic loss; prediction (validation) = the semantic argmax.
+
+``target_keys``: the batch entries ``loss`` takes as its target (one: that tensor; several: a dict).
+A task may leave the epoch's mean of each loss term in ``parts`` after each ``loss`` call.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lgseg.losses import ContrastiveLanguageLoss, nearest_anchor
+from lgseg.losses import ContrastiveLanguageLoss, OffsetLoss, nearest_anchor
 
 
 class PretrainTask:
@@ -59,6 +63,20 @@ class SupConPretrainTask:
         raise NotImplementedError(self.no_readout)
 
 
+class CSCPretrainTask(SupConPretrainTask):
+    """CSC pretraining: both views of each scene go through the network as one batch; the loss
+    contrasts matched voxels inside the partitions of each anchor's shape context. No labels, no
+    text, so no class readout (validation is skipped)."""
+
+    no_readout = ("csc pretraining learns features without labels or text anchors: the zero-shot readout "
+                  "(nearest text anchor) has no meaning for them, so validation is skipped")
+    target_keys = ("matches", "match_coord", "match_scene")
+
+    def loss(self, out: torch.Tensor, target: dict) -> torch.Tensor:
+        feats = out.float()
+        return self.loss_fn(feats, feats, target["matches"], target["match_coord"], target["match_scene"])
+
+
 class FinetuneTask:
     name = "finetune"
     readout = "argmax of the class logits"
@@ -76,3 +94,32 @@ class FinetuneTask:
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return out.argmax(dim=1)
+
+
+class InstanceTask:
+    """Semantic logits and offsets (PointGroup / CSC): the configured fine-tuning loss on the logits
+    plus the offset loss on the voxels of instances; instances are found by clustering only when
+    predicting (``lgseg.instances``)."""
+
+    name = "insseg"
+    readout = "argmax of the semantic logits"
+    class_groups: dict = {}
+    target_keys = ("label", "instance", "offset")
+
+    def __init__(self, semantic: nn.Module, offset: OffsetLoss):
+        self.semantic_fn, self.offset_fn = semantic, offset
+        self.parts: dict[str, float] = {}
+
+    def to(self, device: torch.device) -> "InstanceTask":
+        self.semantic_fn = self.semantic_fn.to(device)
+        return self
+
+    def loss(self, out: dict, target: dict) -> torch.Tensor:
+        semantic = self.semantic_fn(out["logits"].float(), target["label"])
+        offset = self.offset_fn.parts(out["offsets"].float(), target["offset"], target["instance"] >= 0)
+        self.parts = {"loss_semantic": semantic.item(), **{f"loss_{k}": v.item() for k, v in offset.items()}}
+        return semantic + self.offset_fn.norm_weight * offset["offset_norm"] + \
+            self.offset_fn.direction_weight * offset["offset_dir"]
+
+    def predict(self, out: dict) -> torch.Tensor:
+        return out["logits"].argmax(dim=1)

@@ -80,11 +80,18 @@ class Trainer:
             if self.dist.is_main or not getattr(h, "main_only", True):
                 getattr(h, event)(self, *args)
 
-    def to_device(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        dev = self.dist.device
-        nb = dev.type == "cuda"
-        return (batch["coord"].to(dev, non_blocking=nb), batch["feat"].to(dev, non_blocking=nb),
-                batch["label"].to(dev, non_blocking=nb))
+    def inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's inputs, voxel coordinates and features, on the device."""
+        return self._move(batch["coord"]), self._move(batch["feat"])
+
+    def targets(self, batch: dict) -> torch.Tensor | dict:
+        """What the task's loss takes (``task.target_keys``, default the labels), on the device."""
+        keys = getattr(self.task, "target_keys", ("label",))
+        moved = {k: self._move(batch[k]) for k in keys}
+        return moved[keys[0]] if len(keys) == 1 else moved
+
+    def _move(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(self.dist.device, non_blocking=self.dist.device.type == "cuda")
 
     def autocast(self):
         return torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
@@ -101,17 +108,19 @@ class Trainer:
         self.model.train()
         self._set_epoch(self.train_loader)
         loss_sum, steps, voxels, data_time, net_time = 0.0, 0, 0, 0.0, 0.0
+        part_sums: dict[str, float] = {}
         start = tick = time.perf_counter()
         bar = tqdm(self.train_loader, desc=f"{self.task.name} {self.epoch + 1}/{self.epochs}",
                    unit="batch", disable=not self.progress, leave=False)
         for batch in bar:
             data_time += time.perf_counter() - tick
-            coords, feats, labels = self.to_device(batch)
+            coords, feats = self.inputs(batch)
+            target = self.targets(batch)
             t0 = self._now()
             with self.autocast():
                 out = self.model(coords, feats)
             t1 = self._now()
-            loss = self.task.loss(out, labels)
+            loss = self.task.loss(out, target)
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"{self.task.name}: the loss is {loss.item()} at epoch {self.epoch + 1}, step "
@@ -126,12 +135,15 @@ class Trainer:
             self.global_step += 1
             steps += 1
             loss_sum += loss.item()
+            for k, v in getattr(self.task, "parts", {}).items():
+                part_sums[k] = part_sums.get(k, 0.0) + v
             voxels += len(coords)
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f"{loss_sum / steps:.4f}", vox_s=f"{voxels / elapsed:,.0f}")
             tick = time.perf_counter()
         elapsed = time.perf_counter() - start
-        return {"loss": loss_sum / max(steps, 1), "lr": self.optimizer.param_groups[0]["lr"],
+        return {"loss": loss_sum / max(steps, 1), **{k: v / max(steps, 1) for k, v in part_sums.items()},
+                "lr": self.optimizer.param_groups[0]["lr"],
                 "voxels_per_s": voxels / elapsed, "data_share": data_time / elapsed,
                 "outside_share": 1.0 - net_time / elapsed, "steps": self.global_step}
 

@@ -12,9 +12,13 @@ from lgseg.losses.contrastive import (
 )
 from lgseg.losses.registry import LOSSES, Registry, build_loss
 from lgseg.losses.supcon import SupConLoss, supcon_loss
+from lgseg.losses.csc import CSCLoss, csc_partitions, sample_anchors
+from lgseg.losses.offset import OffsetLoss
 
 __all__ = [
+    "CSCLoss",
     "LOSSES",
+    "OffsetLoss",
     "ContrastiveLanguageLoss",
     "CrossEntropy",
     "FocalLoss",
@@ -23,7 +27,9 @@ __all__ = [
     "build_loss",
     "class_balanced_alpha",
     "cosine_logits",
+    "csc_partitions",
     "nearest_anchor",
+    "sample_anchors",
     "sample_negatives",
     "supcon_loss",
 ]

@@ -12,6 +12,8 @@ _EXPORTS = {
     "build_model": "lgseg.models.registry",
     "MODELS": "lgseg.models.registry",
     "SegmentationNet": "lgseg.models.res16unet",
+    "InstanceSegmentationNet": "lgseg.models.res16unet",
+    "semantic_logits": "lgseg.models.res16unet",
     "count_parameters": "lgseg.models.res16unet",
     "transfer_weights": "lgseg.models.weights",
 }

@@ -287,6 +287,39 @@ class SegmentationNet(nn.Module):
         return b.features(out, x)[inverse]
 
 
+class InstanceSegmentationNet(SegmentationNet):
+    """The instance variant (PointGroup / CSC): the same backbone and classifier, plus an offset head
+    that gives every voxel a 3-d vector (metres) towards its object's centre, from the same last
+    features the classifier reads. The head is the authors' (1x1 conv C->C with bias, BN, ReLU,
+    1x1 conv C->3 with bias); it is new when fine-tuning starts from a semantic or pretrained model.
+
+    ``forward`` returns ``{"logits": (M, num_classes), "offsets": (M, 3)}`` in input row order.
+    """
+
+    def __init__(self, backbone: Res16UNetBase, num_classes: int, init: str = "kaiming",
+                 bn_momentum: float = 0.02) -> None:
+        if not num_classes:
+            raise ValueError("an instance network needs num_classes (its semantic head)")
+        super().__init__(backbone, num_classes, init)
+        b, width = backbone.backend, backbone.out_channels
+        self.offset_head = nn.Sequential(b.conv(width, width, 1, bias=True), b.batch_norm(width, bn_momentum),
+                                         b.relu(), b.conv(width, 3, 1, bias=True))
+        init_weights(self.offset_head, init)
+
+    def forward(self, coords: torch.Tensor, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        _check_inputs(coords, feats, self.backbone.in_channels)
+        b = self.backbone.backend
+        x, inverse = b.sparse_tensor(coords, feats)
+        out = self.backbone(x)
+        logits, offsets = self.classifier(out), self.offset_head(out)
+        return {"logits": b.features(logits, x)[inverse], "offsets": b.features(offsets, x)[inverse]}
+
+
+def semantic_logits(out: torch.Tensor | dict) -> torch.Tensor:
+    """The class logits of a network's output, a semantic or an instance network's."""
+    return out["logits"] if isinstance(out, dict) else out
+
+
 def _check_inputs(coords: torch.Tensor, feats: torch.Tensor, in_channels: int) -> None:
     if coords.ndim != 2 or coords.shape[1] != 4:
         raise ValueError(f"coords must be (M, 4) = (batch, x, y, z), not {tuple(coords.shape)}")

@@ -48,6 +48,14 @@ SPLIT_INDICES: dict[str, np.ndarray] = {
     s: np.array([i for i, sp in enumerate(CLASS_SPLIT) if sp == s], dtype=np.int64) for s in SPLITS
 }
 
+#: wall and floor never form instances: ScanNet200's instance benchmark evaluates the other 198
+#: classes (ceiling included), as the authors' and Mask3D's evaluations do
+NO_INSTANCE_CLASS_IDS: tuple[int, ...] = (1, 3)
+INSTANCE_CLASS_IDS: tuple[int, ...] = tuple(c for c in VALID_CLASS_IDS if c not in NO_INSTANCE_CLASS_IDS)
+#: whether class index i is one of the 198 instance classes
+IS_INSTANCE_CLASS: np.ndarray = np.array([c not in NO_INSTANCE_CLASS_IDS for c in VALID_CLASS_IDS])
+IS_INSTANCE_CLASS.setflags(write=False)
+
 # Lookup table raw ScanNet id -> class index (or IGNORE_INDEX), for vectorised mapping.
 _RAW_TO_INDEX = np.full(max(VALID_CLASS_IDS) + 1, IGNORE_INDEX, dtype=np.int16)
 _RAW_TO_INDEX[list(VALID_CLASS_IDS)] = np.arange(NUM_CLASSES)

@@ -211,7 +211,7 @@ def _fake_trainer(task, batches):
     from lgseg.engine.distributed import DistInfo
 
     return SimpleNamespace(net=_FixedNet(), task=task, dist=DistInfo(), progress=False, epoch=1, epochs=1,
-                           to_device=lambda b: (b["coord"], b["feat"], b["label"]), autocast=nullcontext)
+                           inputs=lambda b: (b["coord"], b["feat"]), autocast=nullcontext)
 
 
 def test_validation_reports_the_holdout_iou_beside_its_chance_level():

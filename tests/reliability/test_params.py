@@ -143,7 +143,8 @@ def test_the_schemas_choices_are_the_codes():
 
     assert MODEL_NAMES == MODELS.keys()
     assert CLIP_MODELS == tuple(CLIP_FILES)
-    assert set(FINETUNE_LOSSES) == set(LOSSES.keys()) - {"contrastive", "supcon"}  # pretraining's losses
+    # pretraining's losses and the instance task's offset loss are no fine-tuning loss.type
+    assert set(FINETUNE_LOSSES) == set(LOSSES.keys()) - {"contrastive", "supcon", "csc", "offset"}
 
     def choices(section, key):
         return set(typing.get_args(section.model_fields[key].annotation))
@@ -156,6 +157,12 @@ def test_the_schemas_choices_are_the_codes():
     assert choices(schema.Contrastive, "form") == set(FORMS)
     assert choices(schema.SupCon, "sampling") == set(SUPCON_SAMPLINGS)
     assert choices(schema.Pretrain, "objective") == set(PRETRAIN_OBJECTIVES)
+    from lgseg.losses.csc import PARTITIONS
+
+    assert choices(schema.Csc, "partition") == set(PARTITIONS)
+    from lgseg.instances.cluster import SCORES
+
+    assert choices(schema.Insseg, "cluster_score") == set(SCORES)
 
 
 def test_the_schema_imports_no_torch():
@@ -196,7 +203,7 @@ def test_check_params_on_a_missing_file_names_it_and_the_fix(tmp_path, capsys):
 @pytest.mark.parametrize("text, problem", [
     ("data: [1\n", "not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'"),
     ("", "expected a mapping of sections (data, annotation, augment, text, model, train, pretrain, finetune, "
-         "loss, instance_sampling, evaluate, tracking), got None"),
+         "loss, instance_sampling, insseg, evaluate, tracking), got None"),
 ])
 def test_check_params_on_an_unreadable_file_is_one_line(tmp_path, capsys, text, problem):
     path = tmp_path / "params.yaml"

@@ -37,10 +37,11 @@ def scene(n_per_item: int = 300, batches: int = 3, lo: int = -13, hi: int = 11, 
     return coords, torch.rand(len(coords), 3, generator=g) - 0.5
 
 
-def twins(name: str, num_classes: int | None = 7, **cfg):
+def twins(name: str, num_classes: int | None = 7, offsets: bool = False, feature_dim: int | None = None, **cfg):
     """The same network on both engines, with the same (random) weights and BN statistics."""
     torch.manual_seed(0)
-    mink = build_model({"name": name, "backend": "minkowski", **cfg}, feature_dim=None, num_classes=num_classes)
+    mink = build_model({"name": name, "backend": "minkowski", **cfg}, feature_dim=feature_dim,
+                       num_classes=num_classes, offsets=offsets)
     with torch.no_grad():  # BN statistics that are not the identity, so eval mode tests them too
         for mod in mink.modules():
             if isinstance(mod, nn.BatchNorm1d):
@@ -48,7 +49,8 @@ def twins(name: str, num_classes: int | None = 7, **cfg):
                 mod.running_var.uniform_(0.5, 2.0)
                 mod.weight.uniform_(0.5, 1.5)
                 mod.bias.uniform_(-0.2, 0.2)
-    sp = build_model({"name": name, "backend": "spconv", **cfg}, feature_dim=None, num_classes=num_classes)
+    sp = build_model({"name": name, "backend": "spconv", **cfg}, feature_dim=feature_dim, num_classes=num_classes,
+                     offsets=offsets)
     sp.load_state_dict(mink.state_dict(), strict=True)
     return mink, sp
 
@@ -119,6 +121,42 @@ def test_same_weights_same_outputs(name, train):
         for key, value in mink.state_dict().items():
             if "running" in key:
                 assert_close_to_scale(value, sp.state_dict()[key], key)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_the_instance_variant_gives_the_same_logits_and_offsets(train):
+    mink, sp = twins("Res16UNet14S", num_classes=7, offsets=True)
+    coords, feats = scene()
+    mink.train(train), sp.train(train)
+    with torch.no_grad():
+        a, b = mink(coords, feats), sp(coords, feats)
+    assert a["offsets"].shape == (len(coords), 3) and a["logits"].shape == (len(coords), 7)
+    for key in ("logits", "offsets"):
+        assert_close_to_scale(a[key], b[key], f"instance {key} {'train' if train else 'eval'}")
+
+
+def test_the_csc_loss_of_both_engines_features_agrees():
+    """One CSC step's loss and gradients on two views through each engine: the same to the
+    engines' tolerance. The features are pretraining's (a projection, no final ReLU): the loss
+    normalises them, and a ReLU's all-zero feature vector would make that ill-conditioned."""
+    from lgseg.losses import CSCLoss
+
+    mink, sp = twins("Res16UNet14S", num_classes=None, feature_dim=16)
+    coords, feats = scene(n_per_item=200, batches=2, seed=3)  # batch items 0 and 1: the two views
+    rows_a, rows_b = torch.nonzero(coords[:, 0] == 0)[:, 0], torch.nonzero(coords[:, 0] == 1)[:, 0]
+    k = min(len(rows_a), len(rows_b))
+    matches = torch.stack([rows_a[:k], rows_b[:k]], 1)
+    position = coords[matches[:, 0], 1:].float() * 0.1
+    loss_fn, values, grads = CSCLoss(num_matches=k), {}, {}
+    for name, net in (("minkowski", mink), ("spconv", sp)):
+        net.zero_grad()
+        out = net(coords, feats)
+        loss = loss_fn(out, out, matches, position)
+        loss.backward()
+        values[name] = loss.detach().reshape(1)
+        grads[name] = net.backbone.conv0p1s1.kernel.grad.clone()
+    assert_close_to_scale(values["minkowski"], values["spconv"], "csc loss")
+    assert_close_to_scale(grads["minkowski"], grads["spconv"], "csc gradient of the stem")
 
 
 def test_duplicate_coordinates_share_one_voxel_on_both_backends():
