@@ -145,6 +145,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--points", type=int, default=150_000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--json", action="store_true", help="also print the numbers as JSON")
     args = ap.parse_args(argv)
     r = bench_clustering(args.points, args.repeats)
     print(f"cluster_instances, mesh-vertex defaults (radius {r['radius']} m), one core, "
@@ -158,7 +159,8 @@ def main(argv=None) -> None:
             q = row["naive_query_pairs"]
             print(f"           naive cKDTree.query_pairs would list ~{q['estimated_pairs']:,} pairs "
                   f"({q['subsample_pairs']:,} on a 10 % subsample x 100, {q['subsample_seconds'] * 1000:.0f} ms)")
-    print(json.dumps(r, indent=1))
+    if args.json:
+        print(json.dumps(r, indent=1))
 
 
 if __name__ == "__main__":

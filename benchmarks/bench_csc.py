@@ -8,7 +8,8 @@ features: its backward is the network's alone). The objective's share of the ste
     (t_csc - t_plain) / t_csc
 
 and it covers all the loss does on the step's path: sampling the matches, the partitions, the
-similarities, the InfoNCE terms and their backward. Matching the two views' voxels happens in the
+similarities, the InfoNCE terms and their backward. Times are CPU seconds of the process on one
+thread (so other work on a shared machine does not stretch them). Matching the two views' voxels happens in the
 data loader (its worker processes, beside the step, not in it); its cost is printed too, as the
 time to make a two-view item against a one-view item of the same scene. Target: under 15 % of a step.
 
@@ -51,15 +52,17 @@ def batches(cfg: dict, scenes: Path, two_views: bool, steps: int) -> list[dict]:
 
 
 def step_times(net, loss_of, data: list[dict], opt) -> list[float]:
+    """CPU seconds of each step (one thread: its compute time, which other work on the machine does not
+    stretch as it stretches wall time)."""
     times = []
     for batch in data:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         out = net(batch["coord"], batch["feat"])
         loss = loss_of(out, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return times
 
 
@@ -120,8 +123,8 @@ def main() -> None:
     print(f"\ndemo CSC pretraining step: {cfg['model']['name']} at {cfg['voxel_size']} m, batch {cfg['batch_size']} "
           f"(x2 views), {voxels:,.0f} voxels and {matches:,.0f} matches per batch "
           f"(num_matches {cfg['csc']['num_matches']} per scene), one thread")
-    print(f"  step with the CSC loss       {best['csc'] * 1000:8.1f} ms")
-    print(f"  step with a free loss        {best['plain'] * 1000:8.1f} ms")
+    print(f"  step with the CSC loss       {best['csc'] * 1000:8.1f} ms CPU")
+    print(f"  step with a free loss        {best['plain'] * 1000:8.1f} ms CPU")
     print(f"  CSC objective's share        {share:8.1%}   (target < 15 %)")
     print(f"  data loader, per item: one view {items['one view'] * 1000:.1f} ms, two views with matches "
           f"{items['two views'] * 1000:.1f} ms (in the loader's worker processes, beside the step)")

@@ -1,5 +1,11 @@
 """Instance segmentation throughput, measured side by side in one run.
 
+Section "clustering": ``cluster_instances`` on one 150,000-point scene (about 80 objects whose
+points a good offset head moved to within a few cm of their centres, 1 cm and 5 cm of offset
+noise, and with PointGroup's dual set), one core, the mesh-vertex defaults; beside it how many
+pairs a plain ``cKDTree.query_pairs`` at the same radius would list (why it is not used). The
+scenes and timing are benchmarks/bench_cluster.py's.
+
 Section "evaluation": a val-like set of instance benchmark files (default 20 scenes x 150,000
 vertices, 40 GT instances of random ScanNet200 classes per scene on a floor and walls, about 50
 predicted instances per scene: noisy copies of the objects, some with a wrong label, a few stray
@@ -35,6 +41,7 @@ from lgseg.evaluation.instance_files import (
 from lgseg.fileio import atomic_dir
 from lgseg.scannet.constants import INSTANCE_CLASS_IDS
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cluster
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "evaluation"))
 import instance_reference as reference  # the tests' oracle is the baseline
 
@@ -147,8 +154,16 @@ def evaluation(a: argparse.Namespace, tmp: Path) -> None:
           f"{t_ours / t_parse:.2f}x the parsing\n")
 
 
-# the benchmark's sections in the order they run; another (e.g. clustering) is one more entry here
-SECTIONS = {"evaluation": evaluation}
+def clustering(a: argparse.Namespace, tmp: Path) -> None:
+    """Clustering one 150k-point scene on one core (benchmarks/bench_cluster.py's scenes and timing)."""
+    from bench_cluster import main as cluster_main
+
+    cluster_main(["--points", str(a.vertices), "--repeats", str(max(a.repeat, 3))])
+    print()
+
+
+# the benchmark's sections in the order they run
+SECTIONS = {"clustering": clustering, "evaluation": evaluation}
 
 
 def main() -> None:

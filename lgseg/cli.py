@@ -56,6 +56,16 @@ def _input_file(path: Path, what: str, fix: str) -> Path:
     return path
 
 
+def _voxel_size(text: str) -> float:
+    """argparse type of --voxel-size: a finite size in metres a scan can be voxelized at."""
+    from lgseg.data.voxelize import check_voxel_size  # numpy only
+
+    try:
+        return check_voxel_size(float(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} (e.g. 0.02 for the authors' checkpoints)") from None
+
+
 def _triple(option: str, keys: tuple[str, str, str]):
     """argparse type: ``"62,32,24"`` -> ``{keys[0]: 62, ...}`` (integers >= 0)."""
     def parse(text: str) -> dict:
@@ -67,7 +77,10 @@ def _triple(option: str, keys: tuple[str, str, str]):
 
 
 def _synth(a: argparse.Namespace) -> None:
-    from lgseg.synthetic import generate
+    from lgseg.fileio import claim_folder
+    from lgseg.synthetic import RAW_SCANS, generate
+
+    claim_folder(a.out, RAW_SCANS, looks_like=lambda d: (d / "scans").is_dir())
 
     summary = generate(a.out, num_scenes=a.scenes, seed=a.seed, workers=a.workers, objects=a.objects,
                        train_min=a.train_min, val_min=a.val_min)
@@ -133,7 +146,34 @@ def _export_gt(a: argparse.Namespace) -> None:
     print(f"wrote {a.task} ground truth of {n} {a.split} scene(s) to {a.out}")
 
 
+def _is_metrics_json(path: Path) -> bool:
+    import json
+
+    try:
+        return isinstance(d := json.loads(path.read_text()), dict) and "all" in d
+    except (OSError, ValueError):
+        return False
+
+
+def _is_per_class_csv(path: Path) -> bool:
+    try:
+        with open(path) as f:
+            return f.readline().startswith("id,name,split,")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _claim_metric_files(a: argparse.Namespace) -> None:
+    """evaluate writes its two files over nothing it reads and over no file that is not its own."""
+    from lgseg.fileio import claim_file
+
+    claim_file(a.out, "metrics JSON", inputs=[a.pred, a.gt], ours=_is_metrics_json)
+    if a.per_class is not None:
+        claim_file(a.per_class, "per-class CSV", inputs=[a.pred, a.gt], ours=_is_per_class_csv, option="--per-class")
+
+
 def _evaluate(a: argparse.Namespace) -> None:
+    _claim_metric_files(a)
     if a.task == "instance":
         return _evaluate_instances(a)
     from lgseg.evaluation.benchmark import evaluate_dirs
@@ -177,6 +217,9 @@ def _predict(a: argparse.Namespace) -> None:
     from lgseg.engine.predict import load_classifier, predict_split, resolve_device
 
     a.data = data
+    from lgseg.fileio import check_not_an_input
+
+    check_not_an_input(a.out, [a.checkpoint])  # the data: predict_split checks it
     if a.task == "instance":
         from lgseg.instances import ClusterConfig
 
@@ -208,9 +251,48 @@ def _labels_to_show(a: argparse.Namespace) -> tuple[dict, object]:
     return scene, pred
 
 
-def _render(a: argparse.Namespace) -> None:
-    from lgseg.render import render_segmentation
+def _outputs_not_inputs(a: argparse.Namespace, *outputs: str) -> None:
+    """The picture / mesh outputs of a one-scene command overwrite none of its inputs."""
+    from lgseg.fileio import check_not_an_input
 
+    inputs = [getattr(a, k, None) for k in ("processed", "pred", "raw", "checkpoint")]
+    for option in outputs:
+        if getattr(a, option, None) is not None:
+            check_not_an_input(getattr(a, option), inputs, option=f"--{option}")
+
+
+def _instances_to_show(a: argparse.Namespace, num_vertices: int):
+    """With --instances: each vertex's predicted instance (-1 none) from an instance prediction folder."""
+    from lgseg.evaluation.instance_files import read_instance_prediction
+
+    if a.instances is None:
+        return None
+    if not a.instances.is_dir():
+        raise _missing(a.instances, "the instance prediction folder (--instances)",
+                       "`dvc repro insseg-evaluate` writes predictions_instance/, or `lgseg predict --task instance`")
+    return read_instance_prediction(a.instances, a.scene, num_vertices).vertex_instances()
+
+
+def _render(a: argparse.Namespace) -> None:
+    from lgseg.render import render_instances, render_segmentation
+
+    _outputs_not_inputs(a, "out", "instances")
+    if a.instances is not None:
+        import numpy as np
+
+        from lgseg.scene_io import has_array, load_scene, read_array, scene_dir
+
+        a.processed = _processed(a.processed)
+        scene = load_scene(a.processed, a.scene)
+        pred = _instances_to_show(a, len(scene["coord"]))
+        folder = scene_dir(a.processed, a.scene)
+        gt = read_array(folder, "instance", a.scene).astype(np.int64) if has_array(folder, "instance") else None
+        if gt is not None and scene["gt"] is not None:  # the benchmark's instances: no wall, floor or ignored
+            from lgseg.scannet.constants import IS_INSTANCE_CLASS
+
+            gt[(scene["gt"] < 0) | ~IS_INSTANCE_CLASS[np.maximum(scene["gt"], 0)]] = -1
+        print(f"wrote {render_instances(scene['coord'], gt, pred, a.out, title=a.scene)}")
+        return
     scene, pred = _labels_to_show(a)
     if scene["gt"] is None and pred is None:
         raise LgsegError(f"{a.scene} is a test scene without ground truth: give --pred to render a prediction")
@@ -222,14 +304,20 @@ def _export_ply(a: argparse.Namespace) -> None:
     from lgseg.export import write_colored_ply
     from lgseg.render import label_colors
 
+    _outputs_not_inputs(a, "out", "instances")
     scene, pred = _labels_to_show(a)
+    instances = _instances_to_show(a, len(scene["coord"]))
     labels = pred if pred is not None else scene["gt"]
-    if labels is None:
-        raise LgsegError(f"{a.scene} is a test scene without ground truth: give --pred to colour a prediction")
+    if labels is None and instances is None:
+        raise LgsegError(f"{a.scene} is a test scene without ground truth: give --pred (or --instances) to colour "
+                         "a prediction")
     faces = None if a.points_only else _faces(a.raw, a.scene, len(scene["coord"]))
-    out = write_colored_ply(a.out, scene["coord"], label_colors(labels), faces)
-    print(f"wrote {out} ({'prediction' if pred is not None else 'ground truth'} colours, "
-          f"{len(scene['coord'])} vertices, {0 if faces is None else len(faces)} faces)")
+    from lgseg.render import instance_colors
+
+    colors = instance_colors(instances) if instances is not None else label_colors(labels)
+    out = write_colored_ply(a.out, scene["coord"], colors, faces)
+    what = "predicted instance" if instances is not None else "prediction" if pred is not None else "ground truth"
+    print(f"wrote {out} ({what} colours, {len(scene['coord'])} vertices, {0 if faces is None else len(faces)} faces)")
 
 
 def _query(a: argparse.Namespace) -> None:
@@ -238,6 +326,9 @@ def _query(a: argparse.Namespace) -> None:
     from lgseg.scene_io import load_scene
 
     # everything the command reads is checked before torch is imported and the model runs
+    if not a.text.strip():
+        raise LgsegError("--text is empty: give the words to look for, e.g. --text \"fire extinguisher\"")
+    _outputs_not_inputs(a, "out", "ply")
     a.processed = _processed(a.processed)
     scene = load_scene(a.processed, a.scene)
     faces = _faces(a.raw, a.scene, len(scene["coord"])) if a.ply and not a.points_only else None
@@ -398,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=["minkowski", "spconv"],
                    help="sparse-conv engine (default: the model file's; minkowski for other checkpoints)")
     s.add_argument("--model", help="architecture of a checkpoint that does not record it, e.g. Res16UNet34C")
-    s.add_argument("--voxel-size", type=float, help="voxel size in metres of such a checkpoint (the authors': 0.02)")
+    s.add_argument("--voxel-size", type=_voxel_size,
+                   help="voxel size in metres of such a checkpoint (the authors': 0.02)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where the network runs (auto: the GPU if one is visible)")
     c = s.add_argument_group("clustering (--task instance; params.yaml's insseg.cluster_* in the pipeline)")
@@ -420,17 +512,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="preprocessed scenes (holding <split>/<scene>/)")
     pred = argparse.ArgumentParser(add_help=False)
     pred.add_argument("--pred", type=Path, metavar="DIR", help="folder of <scene>.txt predictions (e.g. predictions/)")
+    pred.add_argument("--instances", type=Path, metavar="DIR",
+                      help="colour by predicted instance: a folder of instance predictions (e.g. predictions_instance/)")
     raw = argparse.ArgumentParser(add_help=False)
     raw.add_argument("--raw", type=Path, default=Path("data/raw"), metavar="DIR",
                      help="raw ScanNet folder holding scans/<scene>/ (for the mesh's faces)")
     raw.add_argument("--points-only", action="store_true",
                      help="write the PLY's vertices without faces (no raw folder needed)")
 
-    s = command("render", "picture of a scene: ground truth, prediction and error, two views", parents=[scene, pred])
+    s = command("render", "picture of a scene: ground truth, prediction and error (or instances), two views",
+                parents=[scene, pred])
     s.add_argument("--out", type=Path, required=True, metavar="PNG", help="picture to write")
     s.set_defaults(func=_render)
 
-    s = command("export-ply", "the scene's mesh coloured by label (prediction, else ground truth)",
+    s = command("export-ply", "the scene's mesh coloured by label (prediction, else ground truth) or by instance",
                 parents=[scene, pred, raw])
     s.add_argument("--out", type=Path, required=True, metavar="PLY", help="mesh to write")
     s.set_defaults(func=_export_ply)

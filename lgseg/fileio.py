@@ -229,3 +229,77 @@ def read_regular(path: str | Path, what: str, fix: str, limit: int, scene: str |
     if len(data) > limit:
         raise InputError(path, f"more than the {limit} bytes a {what} can hold", fix, scene=scene)
     return data
+
+
+# ---- outputs never overwrite inputs or another command's product --------------------------------
+
+PRODUCT_MARK = ".lgseg-product"  # in a folder lgseg wrote that is not a submission: what it holds
+
+
+def mark_product(folder: str | Path, product: str) -> None:
+    """Record in ``folder`` (an ``atomic_dir``'s temporary, or a folder being filled) what it holds."""
+    (Path(folder) / PRODUCT_MARK).write_text(product + "\n")
+
+
+def product_of(folder: str | Path) -> str | None:
+    """What an lgseg product folder holds (its mark), None when unmarked or not a folder."""
+    mark = Path(folder) / PRODUCT_MARK
+    try:
+        return mark.read_text().strip() or None if mark.is_file() else None
+    except OSError:
+        return None
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+def check_not_an_input(out: str | Path, inputs, option: str = "--out") -> None:
+    """Refuse an output that is one of the command's ``inputs``, lies inside one or holds one: the
+    write would replace what the command reads (``inputs``: paths, None entries skipped)."""
+    out = Path(out)
+    for path in inputs:
+        if path is not None and _overlaps(out, Path(path)):
+            relation = ("is" if out.resolve() == Path(path).resolve()
+                        else "lies inside" if Path(path).resolve() in out.resolve().parents else "holds")
+            raise InputError(out, f"{relation} {path}, an input of this command: writing there would overwrite "
+                             "what the command reads", f"pass another {option}")
+
+
+def claim_folder(out: str | Path, product: str, inputs=(), option: str = "--out", looks_like=None) -> None:
+    """Before writing ``product`` (a marked product: raw scans, processed scenes, ground truth) into the
+    folder ``out``: refuse when it is or holds an input, when it holds another product (its mark),
+    or when it holds files without a mark (lgseg did not write them). An empty folder, or one
+    marked with the same product (an earlier run's), is fine; so is an unmarked one that
+    ``looks_like(folder)`` recognises as the product (written before products were marked), where
+    the product has a shape of its own (ground truth has none: it reads like predictions)."""
+    out = Path(out)
+    check_not_an_input(out, inputs, option)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, f"is a file, not a folder for {product}", f"pass another {option}")
+    if not out.is_dir():
+        return
+    found = product_of(out)
+    if found == product:
+        return
+    if found is not None:
+        raise InputError(out, f"holds {found}, not {product}: writing there would replace it",
+                         f"pass another {option}, or remove the folder first if it may go")
+    entries = sorted(p.name for p in out.iterdir())
+    if entries and not (looks_like is not None and looks_like(out)):
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise InputError(out, f"holds files lgseg did not write as {product} ({shown}): writing there would "
+                         "replace them", f"pass a new or empty {option} folder, or remove it first if it may go")
+
+
+def claim_file(out: str | Path, what: str, inputs=(), ours=None, option: str = "--out") -> None:
+    """Before writing the file ``out`` (``what``: metrics JSON, per-class CSV, ...): refuse when it is or
+    lies inside an input, is a folder, or exists and ``ours(path)`` says it is not such a file."""
+    out = Path(out)
+    check_not_an_input(out, inputs, option)
+    if out.is_dir():
+        raise InputError(out, f"is a folder, not a file for the {what}", f"pass a file path to {option}")
+    if out.exists() and ours is not None and not ours(out):
+        raise InputError(out, f"exists and is not a {what} lgseg wrote: writing there would replace it",
+                         f"pass another {option}, or remove the file first if it may go")

@@ -147,6 +147,8 @@ Fraction = _number("a number in (0, 1]", gt=0, le=1)  # also a BatchNorm momentu
 NonNegative = _number("a number >= 0", ge=0)
 Positive = _number("a number > 0", gt=0)
 Real = _number("a number")
+# lgseg.data.voxelize.VOXEL_SIZE_RANGE (tests/reliability/test_params.py checks they agree)
+VoxelSize = _number("a number of metres in [0.001, 10]", ge=0.001, le=10.0)
 ObjectiveLr = _checked(Union[float, None], "a number > 0, or null (pretrain.optimizer.lr)",
                        Field(gt=0, allow_inf_nan=False))
 Pair = _checked(list[float], "a [low, high] pair of numbers with low <= high",
@@ -235,7 +237,7 @@ class Data(_Section):
     processed_root: PathText
     synthetic: Synthetic
     workers: PositiveInt
-    voxel_size: Positive = ref("0.02 m")
+    voxel_size: VoxelSize = ref("0.02 m")
     train_voxel_point: VoxelPoint = ref("first")
 
 
@@ -470,16 +472,61 @@ def _between_keys(params: dict) -> list[str]:
     return []
 
 
-def check_file(path: str | Path) -> list[str]:
-    """``params_problems`` of a YAML file; a file that cannot be read or parsed is one problem."""
+# A params file holds a few hundred values. YAML aliases share one node, so a chain of ten
+# aliases of ten aliases ... holds billions of values in a few lines, which checking (or any walk
+# over the loaded data) would expand: more than this many is refused before anything is built.
+MAX_VALUES = 100_000
+
+
+class ParamsFileError(ValueError):
+    """A params file that cannot be read, is not YAML, or expands to more than MAX_VALUES values."""
+
+
+def load_params_file(path: str | Path):
+    """The YAML document of a params file, its alias expansion bounded; ParamsFileError (one line, no
+    file name: the caller says which file) when it cannot be read, parsed or is an alias bomb."""
     try:
-        params = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text()
     except OSError as e:
-        return [f"cannot read: {e.strerror or e}"]
+        raise ParamsFileError(f"cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ParamsFileError(f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        size = _expanded_size(node, {}) if node is not None else 0
+        if size > MAX_VALUES:
+            raise ParamsFileError(f"its YAML aliases expand to {size:,} values, more than the {MAX_VALUES:,} a "
+                                  "params file can hold (an alias bomb?); write the values out instead of aliasing")
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        return [f"not valid YAML{where}: {getattr(e, 'problem', None) or e}"]
+        raise ParamsFileError(f"not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    except RecursionError:
+        raise ParamsFileError("nested too deeply to be a params file") from None
+
+
+def _expanded_size(node: yaml.Node, seen: dict) -> int:
+    """How many values ``node`` holds once every alias is expanded, each shared node counted once per
+    use but computed once (so a bomb is measured, never expanded)."""
+    if id(node) in seen:
+        return seen[id(node)]
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, seen) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in node.value)
+    else:
+        size = 1
+    seen[id(node)] = size
+    return size
+
+
+def check_file(path: str | Path) -> list[str]:
+    """``params_problems`` of a YAML file; a file that cannot be read or parsed is one problem."""
+    try:
+        params = load_params_file(path)
+    except ParamsFileError as e:
+        return [str(e)]
     return params_problems(params)
 
 

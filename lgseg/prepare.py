@@ -16,10 +16,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lgseg.evaluation.benchmark import write_benchmark_file
+from lgseg.evaluation.ground_truth import SEMANTIC_GT
+from lgseg.fileio import atomic_dir, claim_folder, mark_product
 from lgseg.scannet.constants import index_to_raw
 from lgseg.scannet.preprocess import PreprocessReport, import_processed, preprocess
 from lgseg.scannet.splits import scene_folders, scene_path
-from lgseg.scene_io import read_array, read_stats, split_dir
+from lgseg.scene_io import read_array, read_stats, split_dir, stats_path
 
 
 @dataclass
@@ -33,7 +35,9 @@ def prepare(raw: str | Path, out: str | Path, *, workers: int = 1, keep_going: b
             progress: bool = True) -> Prepared:
     """Preprocess every listed scene of ``raw`` into ``out``; with ``bank``, also export the instances
     of ``bank_classes`` (class indices) found in the train scenes there."""
+    _claim(out, bank, raw)
     report = preprocess(raw, out, workers=workers, keep_going=keep_going, annotation=annotation, progress=progress)
+    mark_product(out, PROCESSED)
     return Prepared(report, _bank(out, bank, bank_classes, progress))
 
 
@@ -43,9 +47,22 @@ def prepare_processed(src: str | Path, out: str | Path, *, workers: int = 1, kee
     """``prepare`` from ``src``, a folder in the processed layout (Pointcept's ScanNet200 preprocessing,
     int64 or int16 labels): its scenes checked and copied into ``out`` with the stats.json lgseg
     needs, limited annotations and the instance bank as ``prepare`` makes them."""
+    _claim(out, bank, src)
     report = import_processed(src, out, workers=workers, keep_going=keep_going, annotation=annotation,
                               progress=progress)
+    mark_product(out, PROCESSED)
     return Prepared(report, _bank(out, bank, bank_classes, progress))
+
+
+PROCESSED, BANK = "processed scenes", "an instance bank"  # product marks (lgseg.fileio.claim_folder)
+
+
+def _claim(out, bank, source) -> None:
+    """Refuse a ``--out`` or ``--bank`` that is the source, holds it, or holds another product."""
+    claim_folder(out, PROCESSED, inputs=[source], looks_like=lambda d: stats_path(d).is_file())
+    if bank is not None:
+        claim_folder(bank, BANK, inputs=[source, out], option="--bank",
+                     looks_like=lambda d: (Path(d) / "meta.json").is_file())
 
 
 def _bank(out: str | Path, bank: str | Path | None, classes: Sequence[int], progress: bool) -> dict | None:
@@ -60,14 +77,18 @@ def ground_truth_from_processed(processed: str | Path, out: str | Path, split: s
                                 progress: bool = True) -> int:
     """``<out>/<scene>.txt`` in the benchmark's format for every scene of ``processed/<split>``: each
     vertex's class index as its raw ScanNet id (one of the 200 valid ids; 0 for ignore), what
-    ``lgseg.evaluation.ground_truth.export_ground_truth`` writes from raw scans. Returns #scenes."""
+    ``lgseg.evaluation.ground_truth.export_ground_truth`` writes from raw scans; the folder is
+    replaced as a whole, and only if it holds nothing but earlier ground truth. Returns #scenes."""
     if split == "test":
         raise ValueError("test scenes have no public annotations; export train or val")
+    claim_folder(out, SEMANTIC_GT, inputs=[processed])
     folder = split_dir(processed, split)
     scenes = scene_folders(folder)
-    for scene in tqdm(scenes, desc=f"export-gt {split}", unit="scene", disable=not progress):
-        segment = read_array(folder / scene, "segment200", scene)
-        write_benchmark_file(scene_path(out, scene, ".txt"), index_to_raw(segment))
+    with atomic_dir(out) as tmp:
+        for scene in tqdm(scenes, desc=f"export-gt {split}", unit="scene", disable=not progress):
+            segment = read_array(folder / scene, "segment200", scene)
+            write_benchmark_file(scene_path(tmp, scene, ".txt"), index_to_raw(segment))
+        mark_product(tmp, SEMANTIC_GT)
     return len(scenes)
 
 

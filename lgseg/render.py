@@ -1,5 +1,5 @@
 """Pictures of a scene: from above and from an oblique view, coloured by ground truth, prediction,
-error or a per-vertex score, with a legend of the classes present.
+error, instances or a per-vertex score, with a legend of the classes present.
 
 Colours: a stable palette, one colour per class index (golden-ratio hues, so neighbouring
 indices differ), light grey for unlabelled vertices.
@@ -39,6 +39,25 @@ def label_colors(labels: np.ndarray) -> np.ndarray:
     out = np.tile(UNLABELLED, (len(labels), 1))
     out[ok] = PALETTE[labels[ok]]
     return out
+
+
+def instance_colors(ids: np.ndarray) -> np.ndarray:
+    """(N, 3) colours of instance ids (any integers, one colour each; -1: no instance, grey). Ids are
+    ranked, so that neighbouring ranks get the palette's well-separated hues."""
+    ids = np.asarray(ids)
+    out = np.tile(UNLABELLED, (len(ids), 1))
+    some = ids >= 0
+    rank = np.unique(ids[some], return_inverse=True)[1]
+    out[some] = PALETTE[rank % NUM_CLASSES]
+    return out
+
+
+def render_instances(coord: np.ndarray, gt: np.ndarray | None, pred: np.ndarray, out: str | Path,
+                     title: str = "", pred_note: str = "") -> Path:
+    """Ground-truth instances (when given) beside predicted ones, one colour per instance, grey none."""
+    panels = [] if gt is None else [(f"ground-truth instances ({len(np.unique(gt[gt >= 0]))})", instance_colors(gt))]
+    panels.append((f"predicted instances ({len(np.unique(pred[pred >= 0]))}){pred_note}", instance_colors(pred)))
+    return render(coord, panels, out, title)
 
 
 def error_colors(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The processed layout (Pointcept's), its one owner: preprocessing writes it through here, and the
 dataset, the instance bank, rendering, querying and the CLI read it through here.
 
-``<processed>/<split>/<scene>/``: ``coord.npy`` (float32 N×3, axis-aligned), ``color.npy`` (uint8
+``<processed>/<split>/<scene>/``: ``coord.npy`` (float32 N×3, axis-aligned metres, finite and within
+1 km: ``check_coordinates``, the one rule raw scans follow too), ``color.npy`` (uint8
 N×3), ``normal.npy`` (float32 N×3, unit vertex normals in coord's frame) and, for annotated scenes,
 ``segment200.npy`` (int16, 0..199 or -1 ignore) and ``instance.npy`` (int32, -1 none); one row per
 mesh vertex in mesh order. These are the arrays Pointcept's ScanNet200 dataset reads (``ARRAYS``), so
@@ -21,6 +22,7 @@ Scene ids are checked (``check_scene_id``) before they become paths, and only re
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -40,6 +42,32 @@ STATS = "stats.json"
 SEARCH_ORDER = ("val", "train", "test")  # where ``scene_dir`` looks for a scene id
 PREPROCESS_FIX = "run the preprocess stage again (dvc repro preprocess)"
 _BYTES_PER_LABEL = 32  # a benchmark line: one raw id (<= 4 digits) and a line break, ~6 bytes
+
+log = logging.getLogger(__name__)
+
+# Coordinates are metres. A ScanNet room spans at most ~20 m and sits within a few metres of its
+# origin; 1 km is far beyond any room (or building) yet keeps every later step exact: float32 still
+# resolves 0.1 mm there, and the voxel grid's int64 cell key (``lgseg.data.voxelize``) stays far below
+# its 2**62 limit (2 km / 2 cm = 1e5 cells per axis, 1e15 keys; even 2 mm voxels give 1e18). A
+# coordinate beyond it is a corrupt file or wrong units (millimetres), never a room.
+COORD_LIMIT = 1000.0
+
+
+def check_coordinates(coord: np.ndarray, path: str | Path, scene: str | None, fix: str, where: str = "") -> None:
+    """The one rule for a scene's vertex coordinates, raw (the PLY, then its axis-aligned frame) or
+    processed (coord.npy): every coordinate finite and within +-COORD_LIMIT metres. An InputError names
+    the file, the first bad vertex (0-based, as the mesh's faces count) and its coordinates; ``where``
+    says in which frame (" after this file's axisAlignment")."""
+    coord = np.asarray(coord)
+    if coord.dtype.kind != "f":  # integers: abs() of the most negative int64 is itself, negative
+        coord = coord.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        if coord.size == 0 or np.abs(coord).max() <= COORD_LIMIT:  # NaN fails the test: max propagates it
+            return
+        bad = int(np.flatnonzero(~(np.abs(coord) <= COORD_LIMIT).reshape(len(coord), -1).all(axis=1))[0])
+    shown = ", ".join(format(float(v), ".6g") for v in np.ravel(coord[bad]))
+    raise InputError(path, f"vertex {bad} is at ({shown}){where}: coordinates must be finite and within "
+                     f"+-{COORD_LIMIT:g} m (a room's scale)", fix, scene=scene)
 
 
 def split_dir(processed: str | Path, split: str) -> Path:
@@ -210,7 +238,8 @@ def read_scene_arrays(folder: str | Path, scene: str, labels: bool = True,
     """A scene folder's arrays, checked and in this layout's dtypes: ``coord`` float32 (N, 3), ``color``
     uint8 (N, 3), ``normal`` float32 (N, 3) when the scene has one, and with ``labels`` ``segment200``
     int16 and ``instance`` int32 (N,), required then. What Pointcept's preprocessing writes (int64
-    labels) is accepted; a wrong shape, a non-finite coordinate, a colour outside 0..255 or a label
+    labels) is accepted, and float colours in 0..1 or 0..255 (``_colors``); a wrong shape, a coordinate
+    that breaks ``check_coordinates``, a colour outside those ranges, a non-finite normal or a label
     outside -1..199 is an InputError naming the file."""
     folder = Path(folder)
     out = {"coord": _conform(read_array(folder, "coord", scene, fix), "coord", None, folder, scene, fix)}
@@ -246,10 +275,38 @@ def _conform(arr: np.ndarray, key: str, n: int | None, folder: Path, scene: str,
         if outside.any():
             raise bad(f"value {arr[outside][0]} outside {lo}..{hi} ({what})")
         return arr.astype(np.int16 if key == "segment200" else np.int32)
+    if key == "coord":
+        check_coordinates(arr, path, scene, fix)
+        return arr.astype(np.float32)
+    if key == "color":
+        return _colors(arr, path, scene, fix)
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise bad("holds NaN or infinite values")
-    if key == "color":
-        if arr.dtype != np.uint8 and (arr.min() < 0 or arr.max() > 255):
-            raise bad(f"values {arr.min()}..{arr.max()}, expected rgb in 0..255")
-        return np.rint(arr).astype(np.uint8) if arr.dtype.kind == "f" else arr.astype(np.uint8)
     return arr.astype(np.float32)
+
+
+def _colors(arr: np.ndarray, path: Path, scene: str, fix: str) -> np.ndarray:
+    """color.npy as uint8 rgb. Integers must lie in 0..255. Floats are read by their range, never
+    truncated (a cast made 0..1 colours {0, 1}: black): all within [0, 1] is the 0..1 convention of
+    many exporters (Open3D's), scaled by 255 and rounded, with one logged notice naming the file; all
+    within [0, 255] with any value above 1 is 0..255, rounded. (Float colours with no value above 1
+    are read as 0..1: as 0..255 they would be black anyway.) Anything else, or a NaN, is an InputError."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.size == 0:
+        return arr.astype(np.uint8)
+    if arr.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            lo, hi = float(np.min(arr)), float(np.max(arr))  # NaN propagates to both
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise InputError(path, "holds NaN or infinite colour values", fix, scene=scene)
+        if lo >= 0 and hi <= 1:
+            log.warning("scene %s, %s: float colours in 0..1, scaled to rgb 0..255", scene, path)
+            return np.rint(arr.astype(np.float64) * 255).astype(np.uint8)
+        if lo >= 0 and hi <= 255:
+            return np.rint(arr).astype(np.uint8)
+        raise InputError(path, f"float colours {lo:g}..{hi:g}, expected rgb in 0..1 or 0..255", fix, scene=scene)
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi > 255:
+        raise InputError(path, f"values {lo}..{hi}, expected rgb in 0..255", fix, scene=scene)
+    return arr.astype(np.uint8)

@@ -10,15 +10,36 @@ import signal
 import sys
 from pathlib import Path
 
-import yaml
 from dvc_context import run_context, stage_name
 
 PARAMS = Path("params.yaml")
 
 
-def load_params() -> dict:
-    with open(PARAMS) as f:
-        return yaml.safe_load(f)
+def load_params():
+    """params.yaml as loaded, its YAML aliases bounded (``lgseg.params_schema.load_params_file``)."""
+    from lgseg.params_schema import load_params_file
+
+    return load_params_file(PARAMS)
+
+
+def changed_params(started: dict, keys) -> list[str]:
+    """The declared params (``keys``: dvc.yaml's entries for the stage, sections or dotted keys; empty:
+    all) whose value in params.yaml now differs from ``started``, the params the stage ran with:
+    another `dvc exp run` in this workspace rewrote the file meanwhile."""
+    from lgseg.params_schema import ParamsFileError
+
+    try:
+        now = load_params()
+    except ParamsFileError as e:
+        return [f"(the file: {e})"]
+
+    def value(tree, dotted):
+        for part in dotted.split("."):
+            tree = tree.get(part) if isinstance(tree, dict) else None
+        return tree
+
+    keys = list(keys) or sorted(set(started) | set(now or {}))
+    return [f"{k}: {value(started, k)!r} -> {value(now, k)!r}" for k in keys if value(started, k) != value(now, k)]
 
 
 def parse_paths(names) -> argparse.Namespace:
@@ -81,13 +102,18 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler, `kill`, `dvc queue kill`) as an exception, so the run ends as KILLED."""
 
 
+_signalled: list[int] = []  # the signal that stopped the stage, if one did
+
+
 def _on_sigterm(main_pid: int):
     def handler(signum, frame):
         if os.getpid() != main_pid:  # a forked data-loader worker: die as the signal means
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
-        raise Terminated()
+        if not _signalled:  # once: a second SIGTERM must not interrupt the cleanup of the first
+            _signalled.append(signum)
+            raise Terminated()
 
     return handler
 
@@ -103,19 +129,22 @@ def run(main, check_params: bool = True, paths=None) -> None:
     from lgseg.params_schema import params_problems
     from lgseg.tracking import FAILED, FINISHED, KILLED, start_stage_run
 
+    from lgseg.params_schema import ParamsFileError
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     stage, name = stage_name(), Path(sys.argv[0]).stem
     try:
         params = load_params()
-    except (OSError, yaml.YAMLError) as e:
-        print(f"{name}: error: cannot read {PARAMS}: {e}", file=sys.stderr)
+    except ParamsFileError as e:
+        print(f"{name}: error: {PARAMS}: {e}", file=sys.stderr)
         sys.exit(1)
     problems = params_problems(params) if check_params else []
     if problems:  # before any work: a bad `dvc exp run -S` fails in seconds, every problem at once
         print("\n".join(f"{name}: error: {PARAMS}: {p}" for p in problems), file=sys.stderr)
         sys.exit(1)
     args = parse_paths(paths) if paths is not None else None  # after the params: they are what -S changes
-    tracker = start_stage_run(run_context(stage), params)
+    context = run_context(stage)
+    tracker = start_stage_run(context, params)
     signal.signal(signal.SIGTERM, _on_sigterm(os.getpid()))
     status = FAILED
     try:
@@ -123,14 +152,23 @@ def run(main, check_params: bool = True, paths=None) -> None:
             main(params, tracker)
         else:
             main(params, tracker, args)
+        drift = changed_params(params, context.params)
+        if drift:
+            raise LgsegError(f"{PARAMS} changed while this stage ran ({'; '.join(drift[:3])}), so DVC would "
+                             "record values its outputs were not made with; another `dvc exp run` in this "
+                             "workspace? Run experiments side by side with `dvc exp run --queue` (or --temp), "
+                             "then run this one again")
         tracker.log_outputs()
         status = FINISHED
-    except KeyboardInterrupt:
-        status = KILLED
-        print(f"{name}: interrupted", file=sys.stderr)
-        sys.exit(143 if isinstance(sys.exc_info()[1], Terminated) else 130)
-    except LgsegError as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    except BaseException as e:
+        # a SIGTERM may surface as another exception first (a data-loader worker it killed): still a stop
+        if isinstance(e, KeyboardInterrupt) or _signalled:
+            status = KILLED
+            print(f"{name}: interrupted", file=sys.stderr)
+            sys.exit(143 if _signalled or isinstance(e, Terminated) else 130)
+        if isinstance(e, LgsegError):
+            print(f"{name}: error: {e}", file=sys.stderr)
+            sys.exit(1)
+        raise
     finally:
         tracker.end(status)

@@ -38,9 +38,21 @@ def independent_scores(gt_dir, pred_dir):
     return np.array(iou), np.array(prec), np.array(rec), len(gt)
 
 
+def gt_as_predictions(pipeline):
+    """The ground truth's files copied as a prediction folder (a folder scored against itself is refused)."""
+    import shutil
+
+    pred = pipeline / "gt_as_pred"
+    if not pred.exists():
+        pred.mkdir()
+        for p in (pipeline / "gt").glob("*.txt"):
+            shutil.copy(p, pred / p.name)
+    return pred
+
+
 def test_ground_truth_scores_100(pipeline, capsys):
     out = pipeline / "gt_vs_gt.json"
-    assert main(["evaluate", "--pred", str(pipeline / "gt"), "--gt", str(pipeline / "gt"),
+    assert main(["evaluate", "--pred", str(gt_as_predictions(pipeline)), "--gt", str(pipeline / "gt"),
                  "--out", str(out), "--per-class", str(pipeline / "pc.csv")]) == 0
     m = json.loads(out.read_text())
     assert m["all"]["miou"] == 100.0 and m["all"]["precision"] == 100.0 and m["all"]["recall"] == 100.0
@@ -136,7 +148,7 @@ def test_predict_help_says_what_the_authors_checkpoints_need(capsys):
 def test_preprocess_and_evaluate_never_import_torch(command, pipeline, tiny_raw, tmp_path):
     """Without an instance bank or a model these commands need no torch (its import alone takes seconds)."""
     args = {"preprocess": ["preprocess", "--raw", str(tiny_raw), "--out", str(tmp_path / "processed")],
-            "evaluate": ["evaluate", "--pred", str(pipeline / "gt"), "--gt", str(pipeline / "gt"),
+            "evaluate": ["evaluate", "--pred", str(gt_as_predictions(pipeline)), "--gt", str(pipeline / "gt"),
                          "--out", str(tmp_path / "metrics.json")]}[command]
     code = f"import sys; from lgseg.cli import main; rc = main({args!r}); print(rc, 'torch' in sys.modules)"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -285,3 +297,23 @@ def test_synth_takes_the_demo_worlds_size_options(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["synth", "--out", str(out), "--objects", "6,5"])
     assert "--objects takes three integers >= 0 for train,val,test, not '6,5'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", ["nan", "inf", "-inf", "0", "-1", "1e-9", "100"])
+def test_predict_refuses_a_voxel_size_no_scan_can_have(size, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "--checkpoint", str(tmp_path / "m.ckpt"), "--out", str(tmp_path / "out"),
+              "--model", "Res16UNet34C", f"--voxel-size={size}"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2
+    assert err.endswith(f"argument --voxel-size: a voxel size must be a number of metres in [0.001, 10], not "
+                        f"{float(size)!r} (e.g. 0.02 for the authors' checkpoints)")
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\t"])
+def test_query_refuses_an_empty_text(text, pipeline, tmp_path, capsys):
+    code = main(["query", "--scene", "scene0000_00", "--processed", str(pipeline / "processed"), "--text", text,
+                 "--out", str(tmp_path / "q.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "--text is empty" in err
+    assert not (tmp_path / "q.png").exists()

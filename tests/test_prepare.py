@@ -6,6 +6,7 @@ functions and the real stage scripts."""
 import importlib.util
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -115,13 +116,85 @@ def test_pointcepts_older_pth_layout_is_named(tmp_path):
     ("segment200", np.zeros(30, np.float32), r"segment200\.npy: dtype float32, expected integers"),
     ("instance", np.zeros(29, np.int64), r"instance\.npy: shape \(29,\), expected \(30,\) \(coord has 30 points\)"),
     ("color", np.full((30, 3), 300, np.int64), r"color\.npy: values 300\.\.300, expected rgb in 0\.\.255"),
-    ("coord", np.full((30, 3), np.nan, np.float32), r"coord\.npy: holds NaN or infinite values"),
+    ("coord", np.full((30, 3), np.nan, np.float32), r"coord\.npy: vertex 0 is at \(nan, nan, nan\): coordinates "
+                                                    r"must be finite and within \+-1000 m \(a room's scale\)"),
     ("normal", np.zeros((30, 2), np.float32), r"normal\.npy: shape \(30, 2\), expected \(30, 3\)"),
 ])
 def test_a_bad_array_is_named(pointcept, key, value, message):
     folder = pointcept / "train/scene0000_00"
     np.save(folder / f"{key}.npy", value)
     with pytest.raises(InputError, match=rf"scene scene0000_00, .*{message}"):
+        read_scene_arrays(folder, "scene0000_00")
+
+
+def _coord_with(value, row: int = 7, dtype=np.float32) -> np.ndarray:
+    coord = np.arange(90, dtype=np.float64).reshape(30, 3) / 30
+    coord[row, 2] = value
+    return coord.astype(dtype)
+
+
+@pytest.mark.parametrize("coord, shown", [
+    (_coord_with(np.inf), "0.7, 0.733333, inf"),
+    (_coord_with(-np.inf, 29), "2.9, 2.93333, -inf"),
+    (_coord_with(1e4), "0.7, 0.733333, 10000"),  # millimetres, or a corrupt file: no room is 10 km across
+    (_coord_with(-1000.25, 0, np.float64), "0, 0.0333333, -1000.25"),
+    (_coord_with(2**62, 3, np.int64), "0, 0, 4.61169e+18"),  # integers: kept within the bound too
+    (_coord_with(-2**63, 3, np.int64), "0, 0, -9.22337e+18"),  # abs() of this int64 is negative
+])
+def test_a_coordinate_no_room_has_is_named_with_its_vertex(pointcept, coord, shown):
+    """The one rule that raw scans follow too (lgseg.scene_io.check_coordinates)."""
+    folder = pointcept / "train/scene0000_00"
+    np.save(folder / "coord.npy", coord)
+    row = int(np.flatnonzero((np.abs(coord.astype(np.float64)) > 1000).any(axis=1))[0])
+    with pytest.raises(InputError) as e:
+        read_scene_arrays(folder, "scene0000_00")
+    assert str(e.value).startswith(f"scene scene0000_00, {folder / 'coord.npy'}: vertex {row} is at ({shown}): "
+                                   "coordinates must be finite and within +-1000 m (a room's scale). point "), e.value
+
+
+def test_a_coordinate_at_the_bound_is_a_room(pointcept):
+    folder = pointcept / "train/scene0000_00"
+    np.save(folder / "coord.npy", _coord_with(1000.0))
+    assert read_scene_arrays(folder, "scene0000_00")["coord"][7, 2] == 1000.0
+
+
+def test_float_colours_in_0_1_are_scaled_with_one_notice(pointcept, caplog):
+    """A common export (Open3D): rgb as floats in 0..1. Was cast to uint8: every scene black, rc 0."""
+    folder = pointcept / "train/scene0000_00"
+    rgb = np.random.default_rng(4).integers(0, 256, (30, 3))
+    rgb[0] = [0, 255, 128]
+    np.save(folder / "color.npy", (rgb / 255).astype(np.float32))
+    with caplog.at_level("WARNING", logger="lgseg.scene_io"):
+        color = read_scene_arrays(folder, "scene0000_00")["color"]
+    assert color.dtype == np.uint8 and color.tolist() == rgb.tolist()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"scene scene0000_00, {folder / 'color.npy'}: float colours in 0..1, scaled to rgb 0..255"]
+
+
+def test_float_colours_in_0_255_are_rounded_without_a_word(pointcept, caplog):
+    folder = pointcept / "train/scene0000_00"
+    rgb = np.random.default_rng(5).uniform(0, 255, (30, 3))
+    rgb[0] = [0.4, 254.6, 1.5]
+    np.save(folder / "color.npy", rgb)
+    with caplog.at_level("WARNING", logger="lgseg.scene_io"):
+        color = read_scene_arrays(folder, "scene0000_00")["color"]
+    assert color.tolist() == np.rint(rgb).astype(int).tolist() and color[0].tolist() == [0, 255, 2]
+    assert not caplog.records
+
+
+@pytest.mark.parametrize("value, message", [
+    (np.full((30, 3), 255.5), r"float colours 255\.5\.\.255\.5, expected rgb in 0\.\.1 or 0\.\.255"),
+    (np.full((30, 3), -0.25), r"float colours -0\.25\.\.-0\.25, expected rgb in 0\.\.1 or 0\.\.255"),
+    (np.r_[np.full((29, 3), 0.5), [[0.5, np.nan, 0.5]]], r"holds NaN or infinite colour values"),
+    (np.full((30, 3), np.inf, np.float16), r"holds NaN or infinite colour values"),
+    (np.full((30, 3), -1, np.int16), r"values -1\.\.-1, expected rgb in 0\.\.255"),
+    (np.full((30, 3), 256, np.uint16), r"values 256\.\.256, expected rgb in 0\.\.255"),
+    (np.full((30, 3), True), r"dtype bool, expected numbers"),
+])
+def test_colours_out_of_range_are_refused_never_truncated(pointcept, value, message):
+    folder = pointcept / "train/scene0000_00"
+    np.save(folder / "color.npy", value)
+    with pytest.raises(InputError, match=rf"^scene scene0000_00, .*color\.npy: {message}\. point "):
         read_scene_arrays(folder, "scene0000_00")
 
 
@@ -168,7 +241,8 @@ def test_ground_truth_is_raw_ids_of_the_200(pointcept, tmp_path):
     assert ground_truth_from_processed(tmp_path / "processed", tmp_path / "gt", progress=False) == 1
     gt = read_benchmark_file(tmp_path / "gt/scene0002_00.txt")
     assert gt.tolist() == [1] * 6 + [VALID_CLASS_IDS[LAST]] * 3 + [0] * 3  # wall is raw id 1; ignore is 0
-    conf, scenes = evaluate_dirs(tmp_path / "gt", tmp_path / "gt", progress=False)
+    shutil.copytree(tmp_path / "gt", tmp_path / "pred")  # evaluate refuses the ground-truth folder itself
+    conf, scenes = evaluate_dirs(tmp_path / "pred", tmp_path / "gt", progress=False)
     assert scenes == 1 and conf.sum() == 9 and np.trace(conf) == 9  # the 9 labelled vertices, all on the diagonal
 
 

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from lgseg.data.transforms import build_transforms
 from lgseg.data.two_views import split_crop, two_views
-from lgseg.data.voxelize import voxelize
+from lgseg.data.voxelize import check_voxel_size, voxelize
 from lgseg.errors import InputError
 from lgseg.scannet.constants import IGNORE_INDEX, IS_INSTANCE_CLASS
 from lgseg.scannet.splits import scene_folders
@@ -61,8 +61,7 @@ class ScanNetDataset(Dataset):
         instance_targets: bool = False,
         two_views: bool = False,
     ) -> None:
-        if voxel_size <= 0:
-            raise ValueError(f"voxel_size must be > 0, not {voxel_size}")
+        voxel_size = check_voxel_size(voxel_size)
         if loop < 1:
             raise ValueError(f"loop must be >= 1, not {loop}")
         if voxel_point not in VOXEL_POINTS:

@@ -26,6 +26,20 @@ class VoxelResult(NamedTuple):
     inverse: np.ndarray
 
 
+# a voxel is a point cloud's cell: below a millimetre no scan has points to fill it (ScanNet's
+# meshes are ~1 cm apart), above 10 m a room is one voxel; NaN and inf are no size
+VOXEL_SIZE_RANGE = (0.001, 10.0)
+
+
+def check_voxel_size(voxel_size) -> float:
+    """``voxel_size`` as a float if it is a finite number of metres in ``VOXEL_SIZE_RANGE``, else ValueError."""
+    lo, hi = VOXEL_SIZE_RANGE
+    number = isinstance(voxel_size, (int, float, np.integer, np.floating)) and not isinstance(voxel_size, bool)
+    if not number or not lo <= float(voxel_size) <= hi:  # NaN fails every comparison
+        raise ValueError(f"a voxel size must be a number of metres in [{lo:g}, {hi:g}], not {voxel_size!r}")
+    return float(voxel_size)
+
+
 def voxelize(coord: np.ndarray, voxel_size: float, rng: np.random.Generator | None = None) -> VoxelResult:
     """Quantize ``coord`` (N, 3) metres into cells of ``voxel_size`` metres.
 
@@ -36,8 +50,7 @@ def voxelize(coord: np.ndarray, voxel_size: float, rng: np.random.Generator | No
     coord = np.asarray(coord)
     if coord.ndim != 2 or coord.shape[1] != 3:
         raise ValueError(f"coord must have shape (N, 3), not {coord.shape}")
-    if voxel_size <= 0:
-        raise ValueError(f"voxel_size must be > 0, not {voxel_size}")
+    voxel_size = check_voxel_size(voxel_size)
     n = len(coord)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lgseg.errors import InputError
+from lgseg.data.voxelize import check_voxel_size
+from lgseg.errors import InputError, LgsegError
 from lgseg.fileio import atomic_file
 from lgseg.models.weights import transfer_weights
 
@@ -21,9 +22,20 @@ log = logging.getLogger(__name__)
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """torch.save through :func:`lgseg.fileio.atomic_file`: a crash never leaves half a checkpoint, a
-    full disk is a one-line :class:`lgseg.fileio.DiskFullError` and the previous checkpoint stays."""
+    full disk is a one-line :class:`lgseg.fileio.DiskFullError` and the previous checkpoint stays.
+    Weights that are not finite are never written (the previous checkpoint stays)."""
+    weights = state.get("state_dict", state.get("model"))
+    bad = first_non_finite(weights) if isinstance(weights, Mapping) else None
+    if bad is not None:
+        raise NonFiniteWeightsError(f"{path}: not written: tensor {bad} of the network holds NaN or infinite "
+                                    "values (the run diverged); its previous version, if any, is kept. Lower "
+                                    "the learning rate and run again")
     with atomic_file(path, "wb") as f:
         torch.save(state, f)
+
+
+class NonFiniteWeightsError(LgsegError):
+    """The network's weights became NaN or inf: nothing is saved, the last good checkpoint stays."""
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -110,13 +122,31 @@ def read_weights(path: str | Path) -> tuple[dict, dict | None]:
         raise InputError(path, f"holds a {type(obj).__name__}, not model weights", _WEIGHTS_FIX)
     if isinstance(obj.get("state_dict"), Mapping):  # lgseg (with meta) or PyTorch Lightning (without)
         meta = obj.get("meta")
-        return dict(obj["state_dict"]), (dict(meta) if isinstance(meta, Mapping) else None)
+        return _finite(path, dict(obj["state_dict"])), (dict(meta) if isinstance(meta, Mapping) else None)
     if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return dict(obj), None
+        return _finite(path, dict(obj)), None
     if isinstance(obj.get("model"), Mapping) and "optimizer" in obj:
         raise InputError(path, "a training-state checkpoint (for resuming), not a model",
                          "pass the model file its stage wrote (models/pretrain.pt or models/finetune.pt)")
     raise InputError(path, "holds no model weights (no 'state_dict' and not a state dict)", _WEIGHTS_FIX)
+
+
+def first_non_finite(state: Mapping) -> str | None:
+    """The name of the first floating-point tensor of ``state`` holding NaN or inf, else None."""
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            return name
+    return None
+
+
+def _finite(path, state: dict) -> dict:
+    """``state``, refused when a tensor is not finite: such weights (a diverged run's) predict one class
+    everywhere, confidently."""
+    bad = first_non_finite(state)
+    if bad is not None:
+        raise InputError(path, f"tensor {bad} holds NaN or infinite values (weights of a diverged run?); they "
+                         "would predict nonsense", "retrain it (a lower learning rate), or pass another checkpoint")
+    return state
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", backend: str | None = None,
@@ -148,6 +178,11 @@ def _from_lgseg_file(path, state: dict, meta: dict, backend, model, voxel_size):
     if model is not None and model != cfg["name"]:
         raise InputError(path, f"a {cfg['name']} model, not {model}",
                          "leave --model out: lgseg model files record their architecture")
+    try:
+        check_voxel_size(meta.get("voxel_size"))
+    except ValueError as e:
+        raise InputError(path, f"records an unusable voxel size: {e}",
+                         "the file is damaged or not lgseg's: run its stage again") from None
     if voxel_size is not None and float(voxel_size) != float(meta["voxel_size"]):
         raise InputError(path, f"trained at voxel size {meta['voxel_size']}, not {voxel_size}",
                          "leave --voxel-size out: lgseg model files record their voxel size")

@@ -15,7 +15,7 @@ from lgseg.errors import InputError, LgsegError
 from lgseg.evaluation.benchmark import evaluate_dirs, write_benchmark_file
 from lgseg.evaluation.metrics import write_metrics
 from lgseg.models.res16unet import semantic_logits
-from lgseg.fileio import atomic_dir
+from lgseg.fileio import atomic_dir, check_not_an_input, product_of
 from lgseg.scannet.constants import index_to_raw
 from lgseg.scene_io import read_stats, stats_path
 
@@ -69,6 +69,7 @@ def predict_split(net: torch.nn.Module, processed: str | Path, split: str, voxel
     net = place(net, device)
     dataset = ScanNetDataset(processed, split, voxel_size=voxel_size, train=False)
     out_dir = Path(out_dir)
+    check_not_an_input(out_dir, [processed])
     _check_out_dir(out_dir, dataset.scenes, split)
     with atomic_dir(out_dir) as tmp:
         for scene, pred in predict_vertices(net, dataset, lambda out: semantic_logits(out).argmax(1), device, progress):
@@ -82,12 +83,22 @@ def _check_out_dir(out_dir: Path, scenes: list[str], split: str) -> None:
         raise InputError(out_dir, "not a folder", "pass a folder for the <scene>.txt predictions")
     if not out_dir.is_dir():
         return
+    refuse_product(out_dir)
     ours = {f"{s}.txt" for s in scenes}
     others = sorted(p.name for p in out_dir.iterdir() if p.name not in ours or not p.is_file())
     if others:
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         raise InputError(out_dir, f"holds entries other than the {split} split's predictions ({shown})",
                          "pass a new or empty folder: it must end up holding exactly the split's predictions")
+
+
+def refuse_product(out_dir: Path) -> None:
+    """Prediction folders carry no mark (they are submissions): one that holds a marked product
+    (ground truth, processed scenes) is never written over."""
+    found = product_of(out_dir)
+    if found is not None:
+        raise InputError(out_dir, f"holds {found}: writing predictions there would replace it",
+                         "pass another --out for the predictions")
 
 
 def evaluate_model(model_path: Path, processed: Path, gt_dir: Path, pred_dir: Path, metrics_json: Path,

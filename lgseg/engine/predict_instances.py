@@ -11,12 +11,12 @@ import torch
 
 from lgseg.data import ScanNetDataset
 from lgseg.engine.checkpoint import place
-from lgseg.engine.predict import load_classifier, resolve_device, voxel_outputs
+from lgseg.engine.predict import load_classifier, refuse_product, resolve_device, voxel_outputs
 from lgseg.errors import InputError, LgsegError
 from lgseg.evaluation.instance_ap import evaluate_instance_dirs, write_instance_metrics
 from lgseg.evaluation.instance_files import PRED_MASK_DIR, write_instance_prediction
 from lgseg.evaluation.metrics import SegmentationMetrics
-from lgseg.fileio import atomic_dir
+from lgseg.fileio import atomic_dir, check_not_an_input
 from lgseg.instances import ClusterConfig, cluster_instances
 from lgseg.models.res16unet import InstanceSegmentationNet
 from lgseg.scannet.constants import index_to_raw
@@ -37,6 +37,7 @@ def predict_instance_split(net: torch.nn.Module, processed: str | Path, split: s
     net = place(net, device)
     dataset = ScanNetDataset(processed, split, voxel_size=voxel_size, train=False)
     out_dir = Path(out_dir)
+    check_not_an_input(out_dir, [processed])
     _check_instance_out_dir(out_dir, dataset.scenes, split)
     with atomic_dir(out_dir) as tmp:
         (tmp / PRED_MASK_DIR).mkdir()
@@ -57,6 +58,7 @@ def _check_instance_out_dir(out_dir: Path, scenes: list[str], split: str) -> Non
         raise InputError(out_dir, "not a folder", "pass a folder for the instance predictions")
     if not out_dir.is_dir():
         return
+    refuse_product(out_dir)
     entries = {p.name: p for p in out_dir.iterdir()}
     ours = {f"{s}.txt" for s in scenes}
     others = sorted(n for n, p in entries.items() if not ((n in ours and p.is_file())

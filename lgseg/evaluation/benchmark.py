@@ -8,6 +8,8 @@ costs little more than reading its text.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import warnings
 from pathlib import Path
@@ -20,17 +22,33 @@ from lgseg.errors import InputError
 from lgseg.fileio import atomic_file, open_regular
 from lgseg.scannet.constants import NUM_CLASSES, VALID_CLASS_IDS, raw_to_index
 
+log = logging.getLogger(__name__)
+
 FORMAT_FIX = "write one integer per line (raw ScanNet id, 0 = none of the 200), one line per mesh vertex"
 _INT_TOKEN = re.compile(rb"[+-]?[0-9]+")
 _INT64 = np.iinfo(np.int64)
 
 
 def _parse_fast(data: bytes) -> np.ndarray | None:
-    """Whitespace-separated integers via np.fromstring (several times faster than split + int).
-
-    Returns None on anything suspicious (unparsable text, saturated overflow) so that the strict
-    parser can decide and name the offending line.
-    """
+    """The exact layout, vectorised: one integer per line via np.fromstring (several times faster
+    than split + int). What fromstring would get wrong is ruled out first, at a few byte counts' cost:
+    only digits, signs and line ends; a CR only as CRLF's first half; a sign only at a line's start
+    and before a digit (fromstring reads a lone "-" as 0). Then each line can give fromstring at most
+    one number, so as many numbers as lines means no line was blank. On anything else (a blank line,
+    two numbers on a line, spaces, a saturated overflow) this returns None and the strict parser
+    decides and names the line."""
+    if not data:
+        return np.empty(0, dtype=np.int64)
+    if data.translate(None, _LAYOUT_BYTES):  # a byte other than digits, signs and line ends
+        return None
+    b = np.frombuffer(data, dtype=np.uint8)
+    lf = b == _LF
+    if b"\r" in data:
+        cr = b == _CR
+        if cr[-1] or np.count_nonzero(cr[:-1] & lf[1:]) != np.count_nonzero(cr):
+            return None  # a CR not followed by LF
+    if (b"-" in data or b"+" in data) and (_BAD_SIGN.search(data) or data[-1:] in (b"-", b"+")):
+        return None
     try:
         with warnings.catch_warnings():
             # fromstring only warns (and stops) at the first unparsable token: make that an error
@@ -38,11 +56,18 @@ def _parse_fast(data: bytes) -> np.ndarray | None:
             values = np.fromstring(data, dtype=np.int64, sep=" ")
     except (ValueError, Warning):
         return None
-    if values.size == 1 and not data.strip():
-        return np.empty(0, dtype=np.int64)  # fromstring reads whitespace-only text as [0]
+    if values.size != np.count_nonzero(lf) + (b[-1] != _LF):  # a blank line gave no number
+        return None
+    if values.size == 1 and not data.strip(b"\r\n"):
+        return None  # fromstring reads a lone line end as [0]
     if values.size and (values.min() == _INT64.min or values.max() == _INT64.max):
         return None  # fromstring saturates out-of-range numbers silently
     return values
+
+
+_LAYOUT_BYTES = b"0123456789+-\r\n"
+_LF, _CR = ord("\n"), ord("\r")
+_BAD_SIGN = re.compile(rb"[^\n][+-]|[+-][^0-9]")  # a sign mid-line, or with no digit after it
 
 
 def _show(line: bytes, limit: int = 40) -> str:
@@ -51,22 +76,42 @@ def _show(line: bytes, limit: int = 40) -> str:
 
 
 def _parse_strict(path: Path, data: bytes, scene: str | None) -> np.ndarray:
-    """Slow line-by-line parse that reports the first bad line (only used after the fast path failed)."""
-    for lineno, line in enumerate(data.splitlines(), start=1):
-        for token in line.split():
-            if not _INT_TOKEN.fullmatch(token):
-                raise InputError(path, f"line {lineno} is not an integer: {_show(line)}", FORMAT_FIX, scene=scene)
-            if not _INT64.min <= int(token) <= _INT64.max:
-                raise InputError(path, f"line {lineno} is out of the int64 range: {_show(line)}", FORMAT_FIX,
-                                 scene=scene)
-    return np.array(data.split(), dtype=np.int64)
+    """Line-by-line parse that names the first bad line (only used after the fast path declined).
+
+    A line holds one integer, spaces or tabs around it allowed; lines end with LF or CRLF, the last
+    one's end optional. A blank line or a line of several numbers is an error: read as whitespace-
+    separated numbers either would shift every later vertex's label onto another vertex."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the final line end (or the empty file)
+    values = []
+    for lineno, line in enumerate(lines, start=1):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        token = line.strip(b" \t")
+        if not token:
+            raise InputError(path, f"line {lineno} is blank", FORMAT_FIX, scene=scene)
+        if not _INT_TOKEN.fullmatch(token):
+            tokens = token.split()
+            if len(tokens) > 1 and all(_INT_TOKEN.fullmatch(t) for t in tokens):
+                raise InputError(path, f"line {lineno} is {len(tokens)} integers: {_show(line)}",
+                                 FORMAT_FIX, scene=scene)
+            raise InputError(path, f"line {lineno} is not an integer: {_show(line)}", FORMAT_FIX, scene=scene)
+        # int() of thousands of digits is slow or refused: an int64 has at most 19 significant ones
+        value = int(token) if len(token.lstrip(b"+-").lstrip(b"0")) <= 19 else None
+        if value is None or not _INT64.min <= value <= _INT64.max:
+            raise InputError(path, f"line {lineno} is out of the int64 range: {_show(line)}", FORMAT_FIX,
+                             scene=scene)
+        values.append(value)
+    return np.array(values, dtype=np.int64)
 
 
 def read_benchmark_file(path: str | Path, scene: str | None = None) -> np.ndarray:
     """Read a benchmark ``.txt`` file into an int64 array of raw ids (one per vertex).
 
-    Integers may be separated by any whitespace; anything else raises InputError naming the file
-    and line (and ``scene`` if given).
+    Exactly one integer per line (spaces around it tolerated), LF or CRLF line ends, the final one
+    optional; anything else (a blank line, two numbers on a line, a non-integer) raises InputError
+    naming the file and line (and ``scene`` if given).
     """
     path = Path(path)
     fix = "write one raw ScanNet id per mesh vertex (lgseg predict)"
@@ -106,8 +151,36 @@ def _scene_list(gt_dir: Path, scenes: Iterable[str] | None) -> list[str]:
     return scenes
 
 
+def _check_folders(pred_dir: Path, gt_dir: Path) -> None:
+    """Both folders exist and are two folders, neither inside the other (links followed): scoring the
+    ground truth against itself would report 100 % without a word."""
+    if not gt_dir.is_dir():
+        raise InputError(gt_dir, "ground-truth directory does not exist",
+                         "create it with `lgseg export-gt` or pass the right folder")
+    if not pred_dir.is_dir():
+        raise InputError(pred_dir, "prediction directory does not exist", "pass the folder of <scene>.txt files")
+    pred, gt = pred_dir.resolve(), gt_dir.resolve()
+    fix = "pass the folder the predictions were written to (lgseg predict --out)"
+    if pred == gt:
+        raise InputError(pred_dir, "the prediction folder is the ground-truth folder"
+                         + (f" ({gt})" if pred_dir.absolute() != gt_dir.absolute() else ""), fix)
+    if pred.is_relative_to(gt):
+        raise InputError(pred_dir, f"the prediction folder is inside the ground-truth folder {gt}", fix)
+    if gt.is_relative_to(pred):
+        raise InputError(pred_dir, f"the prediction folder holds the ground-truth folder {gt}", fix)
+
+
+def _shown(names: list[str], limit: int = 5) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _listed_scenes(folder: Path) -> set[str]:
+    return {p.stem for p in folder.glob("*.txt") if p.is_file()}
+
+
 def _check_files(pred_dir: Path, gt_dir: Path, scenes: list[str]) -> None:
-    """Fail before any parsing if a ground-truth or prediction file is missing, counting all missing."""
+    """Fail before any parsing if a ground-truth or prediction file is missing, counting all missing,
+    or if a prediction file is its ground-truth file (a link or hard link to it)."""
     for kind, folder in (("ground truth", gt_dir), ("prediction", pred_dir)):
         if not folder.is_dir():
             raise InputError(folder, f"{kind} directory does not exist", "pass the folder of <scene>.txt files")
@@ -120,6 +193,11 @@ def _check_files(pred_dir: Path, gt_dir: Path, scenes: list[str]) -> None:
                 f"write one <scene>.txt per scene into {folder}",
                 scene=missing[0],
             )
+    for scene in scenes:
+        pred, gt = pred_dir / f"{scene}.txt", gt_dir / f"{scene}.txt"
+        if os.path.samefile(pred, gt):
+            raise InputError(pred, f"the prediction file is the ground-truth file {gt.resolve()}",
+                             "write the predictions as files of their own (lgseg predict --out)", scene=scene)
 
 
 # Lookup tables raw id -> class index, derived from raw_to_index once. Entry _N_RAW stands for every
@@ -158,12 +236,19 @@ def evaluate_dirs(pred_dir: str | Path, gt_dir: str | Path, scenes: Iterable[str
                   progress: bool = True) -> tuple[np.ndarray, int]:
     """Score ``pred_dir/<scene>.txt`` against ``gt_dir/<scene>.txt``; return (confusion, #scenes).
 
-    ``scenes`` defaults to every ``*.txt`` in ``gt_dir``. All files are checked to exist before any
-    is read; a vertex count mismatch raises InputError naming the scene, both counts and files.
+    ``scenes`` defaults to every ``*.txt`` in ``gt_dir``. The two folders must differ, neither inside
+    the other, and all files are checked to exist before any is read; prediction files of scenes not
+    in ``gt_dir`` are logged, unscored (one warning). A vertex count mismatch raises InputError naming
+    the scene, both counts and files.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
+    _check_folders(pred_dir, gt_dir)
     scene_names = _scene_list(gt_dir, scenes)
     _check_files(pred_dir, gt_dir, scene_names)
+    extra = sorted(_listed_scenes(pred_dir) - _listed_scenes(gt_dir))
+    if extra:
+        log.warning("%s: %d prediction file(s) for scenes without ground truth in %s, not evaluated: %s",
+                    pred_dir, len(extra), gt_dir, _shown(extra))
     counts = np.zeros((NUM_CLASSES + 1) ** 2, dtype=np.int64)
     for scene in tqdm(scene_names, desc="evaluate", unit="scene", disable=not progress):
         gt_path, pred_path = gt_dir / f"{scene}.txt", pred_dir / f"{scene}.txt"

@@ -10,8 +10,8 @@ from tqdm import tqdm
 
 from lgseg.errors import InputError
 from lgseg.evaluation.benchmark import write_benchmark_file
-from lgseg.evaluation.instance_files import encode_instance_gt, write_instance_gt
-from lgseg.fileio import atomic_dir
+from lgseg.evaluation.instance_files import INSTANCE_GT, encode_instance_gt, write_instance_gt
+from lgseg.fileio import atomic_dir, claim_folder, mark_product
 from lgseg.scannet.constants import index_to_raw, raw_to_index
 from lgseg.scannet.labels import LabelTable, vertex_labels
 from lgseg.scannet.layout import LABELS_TSV, find_scene_dir, scene_file
@@ -19,31 +19,41 @@ from lgseg.scannet.raw import read_scene
 from lgseg.scannet.splits import scene_splits
 
 
+SEMANTIC_GT = "semantic ground truth"  # the product mark of its folders (lgseg.fileio.claim_folder)
+
+
 def export_ground_truth(raw_dir: str | Path, out_dir: str | Path, split: str = "val",
                         progress: bool = True) -> int:
-    """Write ``<out>/<scene>.txt`` (raw id per mesh vertex, 0 = not one of the 200); returns #scenes."""
+    """Write ``<out>/<scene>.txt`` (raw id per mesh vertex, 0 = not one of the 200); the folder is
+    replaced as a whole, and only if it holds nothing but earlier ground truth. Returns #scenes."""
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if split == "test":
         raise ValueError("test scenes have no public annotations; export train or val")
+    claim_folder(out_dir, SEMANTIC_GT, inputs=[raw_dir])
     table = LabelTable.read(raw_dir / LABELS_TSV)
     scenes = scene_splits(raw_dir)[split]
-    for scene in tqdm(scenes, desc=f"export-gt {split}", unit="scene", disable=not progress):
-        raw_ids, _ = vertex_labels(read_scene(raw_dir, scene), table)
-        write_benchmark_file(out_dir / f"{scene}.txt", index_to_raw(raw_to_index(raw_ids)))
+    with atomic_dir(out_dir) as tmp:
+        for scene in tqdm(scenes, desc=f"export-gt {split}", unit="scene", disable=not progress):
+            raw_ids, _ = vertex_labels(read_scene(raw_dir, scene), table)
+            write_benchmark_file(tmp / f"{scene}.txt", index_to_raw(raw_to_index(raw_ids)))
+        mark_product(tmp, SEMANTIC_GT)
     return len(scenes)
 
 
 def export_instance_ground_truth(raw_dir: str | Path, out_dir: str | Path, split: str = "val",
-                         progress: bool = True) -> int:
+                                 progress: bool = True) -> int:
     """``<out_dir>/<scene>.txt`` for every scene of the split list, from the raw scans' segments and
-    aggregation (what ``lgseg.evaluation.instance_files.instance_gt_from_processed`` writes from their preprocessed folders); the
-    folder is replaced as a whole. Returns #scenes."""
+    aggregation (what ``lgseg.evaluation.instance_files.instance_gt_from_processed`` writes from
+    their preprocessed folders); the folder is replaced as a whole, and only if it holds nothing but
+    earlier instance ground truth. Returns #scenes."""
     if split == "test":
         raise ValueError("test scenes have no public annotations; export train or val")
     raw_dir = Path(raw_dir)
+    claim_folder(out_dir, INSTANCE_GT, inputs=[raw_dir])
     table = LabelTable.read(raw_dir / LABELS_TSV)
     scenes = scene_splits(raw_dir)[split]
     with atomic_dir(out_dir) as tmp:
+        mark_product(tmp, INSTANCE_GT)
         for scene in tqdm(scenes, desc=f"export-instance-gt {split}", unit="scene", disable=not progress):
             raw_ids, instance = vertex_labels(read_scene(raw_dir, scene), table)
             try:

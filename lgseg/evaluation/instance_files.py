@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from lgseg.errors import InputError
 from lgseg.evaluation.benchmark import read_benchmark_file, write_benchmark_file
-from lgseg.fileio import atomic_dir, atomic_file, open_regular
+from lgseg.fileio import atomic_dir, atomic_file, claim_folder, mark_product, open_regular
 from lgseg.scannet.constants import VALID_CLASS_IDS, check_scene_id, index_to_raw, raw_to_index
 from lgseg.scannet.splits import scene_folders
 from lgseg.scene_io import PREPROCESS_FIX, array_path, read_array, split_dir
@@ -89,6 +89,9 @@ def read_instance_gt(path: str | Path, scene: str | None = None) -> np.ndarray:
         raise InputError(path, e.problem, GT_FIX, scene=scene) from None
 
 
+INSTANCE_GT = "instance ground truth"  # the product mark of its folders (lgseg.fileio.claim_folder)
+
+
 def _check_test_split(split: str) -> None:
     if split == "test":
         raise ValueError("test scenes have no public annotations; export train or val")
@@ -97,13 +100,16 @@ def _check_test_split(split: str) -> None:
 def instance_gt_from_processed(processed: str | Path, out_dir: str | Path, split: str = "val",
                                progress: bool = True) -> int:
     """``<out_dir>/<scene>.txt`` for every scene folder of ``processed/<split>``, from its
-    segment200.npy and instance.npy; the folder is replaced as a whole. Returns #scenes."""
+    segment200.npy and instance.npy; the folder is replaced as a whole, and only if it holds nothing
+    but earlier instance ground truth. Returns #scenes."""
     _check_test_split(split)
+    claim_folder(out_dir, INSTANCE_GT, inputs=[processed])
     folder = split_dir(processed, split)
     scenes = scene_folders(folder)
     if not scenes:
         raise InputError(folder, f"no scene folders in the {split} split", PREPROCESS_FIX)
     with atomic_dir(out_dir) as tmp:
+        mark_product(tmp, INSTANCE_GT)
         for scene in tqdm(scenes, desc=f"export-instance-gt {split}", unit="scene", disable=not progress):
             scene_folder = folder / scene
             segment = read_array(scene_folder, "segment200", scene)
@@ -126,6 +132,14 @@ class InstancePrediction:
     label_ids: np.ndarray  # (P,) int64 raw ScanNet ids
     scores: np.ndarray  # (P,) float64 confidences
     mask_files: list[str] = field(default_factory=list)  # as listed in <scene>.txt (empty when made in memory)
+
+    def vertex_instances(self) -> np.ndarray:
+        """(N,) the instance (row of ``masks``) of each vertex, -1 for none; a vertex in several masks
+        takes the most confident one (a picture's colouring; the evaluation keeps every mask)."""
+        out = np.full(self.masks.shape[1], -1, dtype=np.int64)
+        for i in np.argsort(self.scores, kind="stable"):  # the most confident written last
+            out[self.masks[i]] = i
+        return out
 
     def __post_init__(self) -> None:
         self.masks = np.asarray(self.masks, dtype=bool)

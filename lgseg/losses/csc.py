@@ -311,11 +311,18 @@ class CSCLoss(nn.Module):
             if lo < 0 or hi >= n:
                 raise ValueError(f"matches[:, {col}] must index {name}'s {n} rows, got {lo}..{hi}")
         groups = sample_anchors(matches, match_scene, self.num_matches, generator)
-        total = _zero_with_grad(feats_a, feats_b)
-        for rows in groups:
-            m = matches[rows]
-            total = total + self.scene_loss(feats_a[m[:, 0]], feats_b[m[:, 1]], coord[rows])
-        return total / len(groups)
+        if not groups:
+            return _zero_with_grad(feats_a, feats_b)
+        # one gather for all scenes (and both views when they are one tensor): its backward zero-fills
+        # the whole feature tensor once, which costs more than a scene's loss when done per scene
+        rows = torch.cat(groups)
+        m, sizes = matches[rows], [len(g) for g in groups]
+        if feats_a is feats_b:
+            q, k = feats_a[torch.cat([m[:, 0], m[:, 1]])].split([len(m), len(m)])
+        else:
+            q, k = feats_a[m[:, 0]], feats_b[m[:, 1]]
+        losses = [self.scene_loss(qs, ks, cs) for qs, ks, cs in zip(q.split(sizes), k.split(sizes), coord[rows].split(sizes))]
+        return torch.stack(losses).mean()
 
 
 @LOSSES.register("csc")

@@ -138,11 +138,19 @@ def _from_raw(raw_dir: Path, out_dir: Path, scene: str, split: str, annotation: 
 
 
 def _worker(job) -> SceneResult:
+    """One scene's job; whatever fails in it is that scene's failure, so --keep-going goes on to the
+    others. Checked input problems are LgsegErrors naming the file; anything else (an input no check
+    foresaw, or a bug) becomes one line naming the scene and the exception, never an aborted run."""
     fn, source, out_dir, scene, split, annotation = job  # fn: _from_raw or import_scene
     try:
         return fn(source, out_dir, scene, split, annotation)
     except LgsegError as e:
         return SceneResult(scene, split, error=str(e))
+    except Exception as e:  # noqa: BLE001 -- reported per scene, with the exception named
+        log.debug("scene %s failed", scene, exc_info=True)
+        detail = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        return SceneResult(scene, split, error=f"scene {scene}: unexpected {detail} (an input problem lgseg does "
+                                               "not check yet, or a bug: please report it with this scene's files)")
 
 
 def preprocess(raw_dir: str | Path, out_dir: str | Path, workers: int = 1, keep_going: bool = False,

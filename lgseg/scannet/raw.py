@@ -5,6 +5,11 @@ aggregation (objects as groups of segments with a raw category; absent for test 
 metadata (``key = value`` lines with the ``axisAlignment`` 4x4 matrix). ``read_scene`` returns the
 vertices and, when asked, their normals (from the mesh's faces, as Pointcept's preprocessing
 computes them) in the axis-aligned frame. Every problem is an InputError naming the scene and file.
+Vertex coordinates follow the processed layout's one rule (``lgseg.scene_io.check_coordinates``:
+finite, within 1 km), as read and again once axis-aligned; the axisAlignment matrix must be finite.
+Every id (a segment of the segs or aggregation file, a segGroup's id, a tsv row's id) is an integer
+in 0..2**31 - 1 (``ID_MAX``: the int32 of the label arrays it ends up in); a segGroup id is one object's,
+so two groups may not share one.
 Only regular files are read (a FIFO would block forever, /dev/zero fill the memory), each within
 a bound on its size.
 """
@@ -22,6 +27,7 @@ from plyfile import PlyData, PlyParseError
 from lgseg.errors import InputError
 from lgseg.fileio import open_regular, read_regular
 from lgseg.scannet.layout import find_scene_dir, scene_file
+from lgseg.scene_io import check_coordinates
 
 MiB = 1 << 20
 META_LIMIT = MiB  # <scene>.txt: a dozen key = value lines (~1 KB)
@@ -30,6 +36,10 @@ MESH_LIMIT = 1 << 30  # ScanNet's decimated _vh_clean_2 meshes are tens of MB at
 JSON_BASE = MiB  # segs/aggregation JSON: this much besides ...
 SEGS_PER_VERTEX = 16  # ... one segment id (<= 7 digits and ", ") per mesh vertex
 AGG_PER_SEGMENT = 128  # ... one group entry (id, label, ...) and list item per segment
+# segGroup ids become int32 instance ids and tsv ids int32 raw ids; segment ids (ScanNet's are vertex
+# numbers, < 1e6) take the same bound, so one rule holds for every id of a scan
+ID_MAX = int(np.iinfo(np.int32).max)
+MESH_FIX = "re-download or regenerate this file"
 
 @dataclass
 class SegGroup:
@@ -77,25 +87,31 @@ def read_meta(path: Path, scene: str | None = None) -> tuple[dict[str, str], np.
     if len(values) != 16:
         raise InputError(path, "axisAlignment must hold 16 numbers (a 4x4 row-major matrix)",
                          "fix or remove the axisAlignment line", scene=scene)
+    finite = [np.isfinite(v) for v in values]
+    if not all(finite):
+        i = finite.index(False)
+        raise InputError(path, f"axisAlignment holds {values[i]} (row {i // 4 + 1}, column {i % 4 + 1}): the "
+                         "matrix must be finite", "fix or remove the axisAlignment line", scene=scene)
     return meta, np.array(values, dtype=np.float64).reshape(4, 4)
 
 
 def read_mesh(path: Path, scene: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vertices (N,3 float32), colours (N,3 uint8) and triangles (F,3 int32) of a ScanNet PLY."""
+    """Vertices (N,3 float32), colours (N,3 uint8) and triangles (F,3 int32) of a ScanNet PLY; the
+    vertices checked (``check_coordinates``) as stored, before any cast or alignment."""
     fix = "re-download the scene's _vh_clean_2.ply"
     try:
         with open_regular(path, "mesh file", fix, MESH_LIMIT, scene) as f:
             ply = _read_ply(f)
         v = ply["vertex"].data
-        coord = np.stack([v["x"], v["y"], v["z"]], axis=1).astype(np.float32)
+        xyz = np.stack([v["x"], v["y"], v["z"]], axis=1)
         color = np.stack([v["red"], v["green"], v["blue"]], axis=1).astype(np.uint8)
         faces = _faces(ply)
     except (PlyParseError, ValueError, KeyError, IndexError, EOFError, OSError, TypeError) as e:
-        raise InputError(path, f"truncated or corrupt PLY ({type(e).__name__}: {e})",
-                         "re-download or regenerate this file", scene=scene) from None
-    if len(coord) == 0:
+        raise InputError(path, f"truncated or corrupt PLY ({type(e).__name__}: {e})", MESH_FIX, scene=scene) from None
+    if len(xyz) == 0:
         raise InputError(path, "mesh has no vertices", "re-download this file", scene=scene)
-    return coord, color, faces
+    check_coordinates(xyz, path, scene, MESH_FIX)
+    return xyz.astype(np.float32), color, faces
 
 
 def _read_ply(f: BinaryIO) -> PlyData:
@@ -164,15 +180,44 @@ def _read_json(path: Path, scene: str | None, what: str, limit: int) -> dict:
     data = read_regular(path, f"{what} file", "re-download the scene", limit, scene)
     try:
         return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(path, f"invalid JSON ({e})", "re-download this file", scene=scene) from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, an int of > 4300 digits
+        raise InputError(path, f"invalid JSON ({str(e)[:120]})", "re-download this file", scene=scene) from None
+
+
+def _id(value) -> int | None:
+    """``value`` (parsed JSON) as an id, an integer in 0..ID_MAX, else None. A float is taken only when
+    integral (3.0 is 3: JSON writers in JavaScript or pandas may write one so), never rounded or
+    truncated onto another id; a bool is no id (JSON true would be 1)."""
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    return value if type(value) is int and 0 <= value <= ID_MAX else None
+
+
+def _ids(values, name: str, path: Path, scene: str | None, what: str = "segment id") -> np.ndarray:
+    """A JSON list of ids (``_id``) as int64, or an InputError naming the first entry that is none."""
+    if not isinstance(values, list):
+        raise InputError(path, f"{name} is {json.dumps(values)[:40]}, not a list of {what}s", "re-download this file",
+                         scene=scene)
+    if set(map(type, values)) <= {int}:  # the usual case, checked vectorised
+        try:
+            arr = np.array(values, dtype=np.int64)
+        except OverflowError:  # beyond int64: find it below
+            arr = None
+        if arr is not None and (not arr.size or (arr.min() >= 0 and arr.max() <= ID_MAX)):
+            return arr
+    ids = [_id(v) for v in values]
+    if None in ids:
+        i = ids.index(None)
+        raise InputError(path, f"{name}[{i}] is {json.dumps(values[i])[:40]}: a {what} must be an integer in "
+                         f"0..{ID_MAX}", "re-download this file", scene=scene)
+    return np.array(ids, dtype=np.int64)
 
 
 def read_segments(path: Path, num_vertices: int, scene: str | None = None) -> np.ndarray:
     data = _read_json(path, scene, "segmentation", JSON_BASE + SEGS_PER_VERTEX * num_vertices)
-    if "segIndices" not in data:
+    if not isinstance(data, dict) or "segIndices" not in data:
         raise InputError(path, "no 'segIndices' key", "re-download this file", scene=scene)
-    seg = np.asarray(data["segIndices"], dtype=np.int64)
+    seg = _ids(data["segIndices"], "segIndices", path, scene)
     if seg.ndim != 1 or len(seg) != num_vertices:
         raise InputError(path, f"segIndices has {seg.size} entries but the mesh has {num_vertices} "
                          "vertices", "the segs file and the _vh_clean_2.ply must come from the same "
@@ -181,18 +226,32 @@ def read_segments(path: Path, num_vertices: int, scene: str | None = None) -> np
 
 
 def read_aggregation(path: Path, known_segments: np.ndarray, scene: str | None = None) -> list[SegGroup]:
-    """Object groups; every listed segment must exist in the scene's segmentation."""
+    """Object groups; every listed segment must exist in the scene's segmentation. A group's id is an
+    id (``_id``: 3.0 is 3, 3.5, -1 or 2**40 an error) that no other group has: it is the object's
+    instance id, so a repeated one would merge two objects into one."""
     data = _read_json(path, scene, "aggregation", JSON_BASE + AGG_PER_SEGMENT * len(known_segments))
-    groups = data.get("segGroups")
+    groups = data.get("segGroups") if isinstance(data, dict) else None
     if not isinstance(groups, list):
         raise InputError(path, "no 'segGroups' list", "re-download this file", scene=scene)
     out = []
-    for g in groups:
-        try:
-            out.append(SegGroup(int(g["id"]), str(g["label"]), np.asarray(g["segments"], dtype=np.int64)))
-        except (KeyError, TypeError, ValueError):
-            raise InputError(path, f"malformed segGroup {g!r:.80}", "each group needs id, label and "
-                             "segments; re-download this file", scene=scene) from None
+    first: dict[int, int] = {}  # id -> position of the group that has it
+    for i, g in enumerate(groups):
+        if not isinstance(g, dict) or not {"id", "label", "segments"} <= g.keys():
+            raise InputError(path, f"malformed segGroups[{i}] {json.dumps(g)[:80]}", "each group needs id, label "
+                             "and segments; re-download this file", scene=scene)
+        label = str(g["label"])
+        gid = _id(g["id"])
+        if gid is None:
+            raise InputError(path, f"segGroups[{i}] ({label!r}) has id {json.dumps(g['id'])[:40]}: a segGroup id "
+                             f"must be an integer in 0..{ID_MAX} (the object's instance id)",
+                             "re-download this file", scene=scene)
+        if gid in first:
+            j = first[gid]
+            raise InputError(path, f"segGroups[{i}] ({label!r}) repeats id {gid} of segGroups[{j}] "
+                             f"({out[j].label!r}): the two objects would merge into one instance",
+                             "give each segGroup its own id, or re-download this file", scene=scene)
+        first[gid] = i
+        out.append(SegGroup(gid, label, _ids(g["segments"], f"segGroups[{i}].segments", path, scene)))
     listed = np.concatenate([g.segments for g in out]) if out else np.zeros(0, np.int64)
     if not np.isin(listed, known_segments).all():  # one check for all groups, then find the culprit
         group = next(g for g in out if not np.isin(g.segments, known_segments).all())
@@ -208,18 +267,25 @@ def read_scene(raw_dir: str | Path, scene: str, annotations: bool = True, normal
     ``normals`` the vertex normals are computed (``vertex_normals``: about a third of preprocessing's
     time, so only preprocessing asks for them)."""
     scene_dir = find_scene_dir(raw_dir, scene)
-    meta, align = read_meta(scene_file(scene_dir, "meta"), scene)
-    coord, color, faces = read_mesh(scene_file(scene_dir, "mesh"), scene)
-    if len(faces) and (faces.min() < 0 or faces.max() >= len(coord)):
+    meta_path = scene_file(scene_dir, "meta")
+    meta, align = read_meta(meta_path, scene)
+    mesh, color, faces = read_mesh(scene_file(scene_dir, "mesh"), scene)
+    if len(faces) and (faces.min() < 0 or faces.max() >= len(mesh)):
         raise InputError(scene_file(scene_dir, "mesh"), "faces index vertices that do not exist",
                          "re-download this file", scene=scene)
-    # from the mesh as stored, turned by the alignment's rotation (no translation) and made unit
-    # again (the matrix is written to a few decimals, so not exactly orthonormal)
-    normal = vertex_normals(coord, faces, None if align is None else align[:3, :3]) if normals else None
+    coord = mesh
     if align is not None:
         # einsum, not @: a BLAS call would start OpenBLAS threads that spin against the other
-        # preprocessing workers (2 workers ran no faster than 1)
-        coord = (np.einsum("nj,ij->ni", coord.astype(np.float64), align[:3, :3]) + align[:3, 3]).astype(np.float32)
+        # preprocessing workers (2 workers ran no faster than 1). In float64, checked before the cast:
+        # a finite but absurd matrix overflows to inf here, which the check names.
+        with np.errstate(over="ignore", invalid="ignore"):
+            aligned = np.einsum("nj,ij->ni", mesh.astype(np.float64), align[:3, :3]) + align[:3, 3]
+        check_coordinates(aligned, meta_path, scene, "fix or remove the axisAlignment line",
+                          where=" after this file's axisAlignment")
+        coord = aligned.astype(np.float32)
+    # from the mesh as stored, turned by the alignment's rotation (no translation) and made unit
+    # again (the matrix is written to a few decimals, so not exactly orthonormal)
+    normal = vertex_normals(mesh, faces, None if align is None else align[:3, :3]) if normals else None
     seg, groups, segment_ids = None, None, None
     if annotations:
         seg = read_segments(scene_file(scene_dir, "segs"), len(coord), scene)

@@ -54,8 +54,8 @@ _WHERE = {
                     "lgseg.synthetic.appearance"),
     **dict.fromkeys(("ALIASES", "IGNORED_LABELS", "TSV_COLUMNS", "UNKNOWN_LABELS", "allocate", "sample_classes"),
                     "lgseg.synthetic.labels"),
-    **dict.fromkeys(("SEGS_PARAMS", "deal", "generate", "params_options", "split_counts", "write_labels_tsv"),
-                    "lgseg.synthetic.write"),
+    **dict.fromkeys(("RAW_SCANS", "SEGS_PARAMS", "deal", "generate", "params_options", "split_counts",
+                     "write_labels_tsv"), "lgseg.synthetic.write"),
 }
 
 
@@ -68,5 +68,5 @@ def __getattr__(name: str):
 __all__ = [
     "ALIASES", "IGNORED_LABELS", "UNKNOWN_LABELS", "TSV_COLUMNS", "SEGS_PARAMS", "CATEGORIES", "Appearance",
     "class_appearance", "class_category", "label_appearance", "allocate", "sample_classes", "deal",
-    "split_counts", "write_labels_tsv", "generate", "params_options",
+    "split_counts", "write_labels_tsv", "generate", "params_options", "RAW_SCANS",
 ]

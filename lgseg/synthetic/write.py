@@ -15,12 +15,14 @@ from plyfile import PlyData, PlyElement, PlyListProperty
 from tqdm import tqdm
 
 from lgseg.errors import InputError
-from lgseg.fileio import atomic_dir, atomic_file
+from lgseg.fileio import atomic_dir, atomic_file, mark_product
 from lgseg.scannet.constants import CLASS_NAMES, SPLITS, is_scene_id
 from lgseg.scannet.layout import LABELS_TSV, SPLIT_NAMES, scan_dir, scene_file_name, split_list_path
 from lgseg.synthetic.labels import TSV_EOL, TSV_COLUMNS, allocate, tsv_rows
 from lgseg.synthetic.scene import _build_scene
 from lgseg.synthetic.size import OBJECTS, TRAIN_MIN, VAL_MIN
+
+RAW_SCANS = "raw scans"  # the product mark of the folder generate writes (lgseg.fileio.claim_folder)
 
 SEGS_PARAMS = {"kThresh": "0.0001", "segMinVerts": "20", "minPoints": "750", "maxPoints": "30000",
                "thinThresh": "0.05", "flatThresh": "0.001", "minLength": "0.02", "maxLength": "1"}
@@ -196,6 +198,7 @@ def generate(out_dir: str | Path, num_scenes: int, seed: int = 0, workers: int =
     bar.close()
 
     write_labels_tsv(out_dir / LABELS_TSV)
+    mark_product(out_dir, RAW_SCANS)
     by_split = {s: [sc for sc, sp in zip(scenes, splits) if sp == s] for s in SPLIT_NAMES}
     for split, names in by_split.items():
         with atomic_file(split_list_path(out_dir, split)) as f:

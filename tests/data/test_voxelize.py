@@ -65,7 +65,8 @@ def test_negative_coordinates_floor_down():
 def test_empty_and_bad_input():
     res = voxelize(np.zeros((0, 3)), 0.02)
     assert res.voxel_coord.shape == (0, 3) and len(res.index) == 0 and len(res.inverse) == 0
-    with pytest.raises(ValueError, match="voxel_size"):
-        voxelize(np.zeros((2, 3)), 0.0)
+    for bad in (0.0, -1.0, 1e-9, float("nan"), float("inf"), True, "0.02"):  # none is a size to voxelize at
+        with pytest.raises(ValueError, match=r"a voxel size must be a number of metres in \[0.001, 10\]"):
+            voxelize(np.zeros((2, 3)), bad)
     with pytest.raises(ValueError, match="shape"):
         voxelize(np.zeros((2, 2)), 0.02)

@@ -176,3 +176,44 @@ def test_checkpoint_missing_tensors_is_refused(tmp_path):
 def test_minkowski_on_cuda_is_a_one_line_error():
     with pytest.raises(LgsegError, match="minkowski runs on the CPU only.*spconv"):
         place(small_net(backend="minkowski"), "cuda")
+
+
+def _model_file(tmp_path: Path, **meta) -> tuple[Path, torch.nn.Module]:
+    net = build_model({"name": "Res16UNet14S", "backend": "minkowski"}, feature_dim=None, num_classes=200)
+    path = tmp_path / "model.pt"
+    save_model(path, net, {"kind": "finetune", "model": {"name": "Res16UNet14S", "backend": "minkowski"},
+                           "feature_dim": net.feature_dim, "num_classes": 200, "text": None, "voxel_size": 0.05,
+                           **meta})
+    return path, net
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0, -1.0, 1e-9, "0.02"])
+def test_a_model_file_with_an_unusable_voxel_size_is_refused(tmp_path, bad):
+    path, _ = _model_file(tmp_path, voxel_size=bad)
+    with pytest.raises(InputError, match=r"model.pt: records an unusable voxel size: a voxel size must be a number "
+                                         r"of metres in \[0.001, 10\]"):
+        load_model(path)
+
+
+def test_weights_that_are_not_finite_are_refused_naming_the_first_tensor(tmp_path):
+    net = build_model({"name": "Res16UNet14S", "backend": "minkowski"}, feature_dim=None, num_classes=200)
+    state = net.state_dict()
+    state["backbone.block2.0.conv1.kernel"] = torch.full_like(state["backbone.block2.0.conv1.kernel"], float("nan"))
+    path = tmp_path / "diverged.pt"
+    torch.save({"state_dict": state, "meta": {"voxel_size": 0.05}}, path)
+    for read in (read_weights, load_model):  # fine-tuning's start and prediction alike
+        with pytest.raises(InputError, match="tensor backbone.block2.0.conv1.kernel holds NaN or infinite values"):
+            read(path)
+
+
+def test_training_never_writes_weights_that_are_not_finite(tmp_path):
+    from lgseg.engine.checkpoint import NonFiniteWeightsError, save_checkpoint
+
+    path, net = _model_file(tmp_path)
+    before = path.read_bytes()
+    with torch.no_grad():
+        net.classifier.kernel[0, 0] = float("inf")
+    for write in (lambda: save_model(path, net, {}), lambda: save_checkpoint(path, {"model": net.state_dict()})):
+        with pytest.raises(NonFiniteWeightsError, match="tensor classifier.kernel of the network holds NaN"):
+            write()
+        assert path.read_bytes() == before  # the last good file stays

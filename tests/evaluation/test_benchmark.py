@@ -52,7 +52,10 @@ def test_round_trip_large_random(tmp_path):
 def test_empty_and_whitespace_only_files(tmp_path):
     write_benchmark_file(tmp_path / "e.txt", np.array([], dtype=np.int64))
     assert read_benchmark_file(tmp_path / "e.txt").size == 0
-    assert read_benchmark_file(write(tmp_path / "w.txt", "\n  \n")).size == 0
+    # blank lines are no vertices (this read as an empty file before: a blank line anywhere was skipped)
+    for text in ("\n  \n", "\n", "\r\n"):
+        with pytest.raises(InputError, match=r"w\.txt: line 1 is blank"):
+            read_benchmark_file(write(tmp_path / "w.txt", text))
 
 
 def test_tolerates_crlf_and_missing_final_newline(tmp_path):
@@ -213,3 +216,139 @@ def test_end_to_end_outputs(tmp_path, capsys):
     assert rows[0]["name"] == "wall" and float(rows[0]["iou"]) == pytest.approx(50.0)
     assert rows[1]["name"] == "chair" and rows[1]["iou"] == "0.0" and rows[1]["precision"] == ""
     assert rows[2]["iou"] == ""
+
+
+# ---- one integer per line, exactly (input-handling review, item 9) -------------------------------
+
+@pytest.mark.parametrize("text, problem", [
+    ("1\n\n2\n", r"line 2 is blank"),
+    ("1\n2\n\n", r"line 3 is blank"),  # one final line end is optional, a second one is a blank line
+    ("\n1\n2\n", r"line 1 is blank"),
+    ("1\r\n\r\n2\r\n", r"line 2 is blank"),
+    ("1\n \t \n2\n", r"line 2 is blank"),
+    ("1\n2 3\n4\n", r"line 2 is 2 integers: '2 3'"),
+    ("1\t2\t3\n", r"line 1 is 3 integers: '1\\t2\\t3'"),
+    ("1\n2\r3\n", r"line 2 is 2 integers: '2\\r3'"),  # a lone CR is no line end
+    ("1\r\r\n2\n", r"line 1 is not an integer: '1\\r'"),
+    ("1\n-\n3\n", r"line 2 is not an integer: '-'"),  # np.fromstring reads a lone sign as 0
+    ("1\n+\n", r"line 2 is not an integer: '\+'"),
+    ("1\n2-\n", r"line 2 is not an integer: '2-'"),
+    ("1\n2\x003\n", r"line 2 is not an integer"),
+    ("1\n" + "0" * 30 + "1" + "9" * 19 + "\n", r"line 2 is out of the int64 range"),
+])
+def test_a_line_that_is_not_one_integer_is_named(tmp_path, text, problem):
+    path = write(tmp_path / "scene0000_00.txt", text)
+    with pytest.raises(InputError, match=rf"^scene scene0000_00, {path}: {problem}"):
+        read_benchmark_file(path, scene="scene0000_00")
+
+
+def test_spaces_around_the_number_and_leading_zeros_are_tolerated(tmp_path):
+    path = write(tmp_path / "s.txt", " 1\n2 \r\n\t3\t\n-0004\n+5")
+    np.testing.assert_array_equal(read_benchmark_file(path), [1, 2, 3, -4, 5])
+    zeros = write(tmp_path / "z.txt", "0" * 40 + "7\n")
+    np.testing.assert_array_equal(read_benchmark_file(zeros), [7])
+
+
+def test_the_fast_path_takes_only_the_exact_layout():
+    """Whatever the vectorised parser accepts, the line-by-line one reads the same; on the rest it
+    declines. Random short texts over the bytes that matter (signs, CR, spaces, int64's bounds)."""
+    import random
+
+    from lgseg.evaluation.benchmark import _parse_fast, _parse_strict
+
+    rng = random.Random(0)
+    pieces = [b"0", b"7", b"12", b"-", b"+", b"\n", b"\r", b"\r\n", b" ", b"\t", b"\x00", b"x",
+              b"9223372036854775807", b"9223372036854775808", b"-9223372036854775808"]
+    taken = 0
+    for _ in range(20000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 7)))
+        fast = _parse_fast(data)
+        try:
+            strict = _parse_strict(None, data, None)
+        except InputError:
+            strict = None
+        if fast is not None:
+            taken += 1
+            assert strict is not None and fast.tolist() == strict.tolist(), data
+    assert taken > 1000
+    exact = b"1\n-2\n1191\n0\n+3"
+    assert _parse_fast(exact).tolist() == [1, -2, 1191, 0, 3]
+    assert _parse_fast(exact.replace(b"\n", b"\r\n") + b"\r\n").tolist() == [1, -2, 1191, 0, 3]
+
+
+def test_a_blank_line_in_a_prediction_is_named_not_a_vertex_count(tmp_path):
+    pred_dir, gt_dir = make_dirs(tmp_path, {"scene0005_00": [WALL, WALL, CHAIR]}, {})
+    write(pred_dir / "scene0005_00.txt", "1\n\n1\n2\n")  # 4 lines, the second blank
+    with pytest.raises(InputError, match=r"scene scene0005_00, .*pred/scene0005_00\.txt: line 2 is blank"):
+        evaluate_dirs(pred_dir, gt_dir, progress=False)
+    write(pred_dir / "scene0005_00.txt", "1\n1 2\n")  # 3 numbers on 2 lines
+    with pytest.raises(InputError, match=r"line 2 is 2 integers: '1 2'"):
+        evaluate_dirs(pred_dir, gt_dir, progress=False)
+
+
+# ---- the prediction folder is not the ground truth (input-handling review, item 9) --------------
+
+def _gt(tmp_path, scenes=("scene0001_00", "scene0002_00")):
+    for s in scenes:
+        write_benchmark_file(tmp_path / "gt" / f"{s}.txt", np.array([WALL, CHAIR]))
+    return tmp_path / "gt"
+
+
+def test_the_ground_truth_folder_as_prediction_is_refused(tmp_path):
+    gt = _gt(tmp_path)
+    (tmp_path / "link").symlink_to(gt)
+    for pred in (gt, tmp_path / "gt/.", tmp_path / "gt/../gt", tmp_path / "link"):
+        with pytest.raises(InputError) as e:
+            evaluate_dirs(pred, gt, progress=False)
+        assert str(e.value).startswith(f"{pred}: the prediction folder is the ground-truth folder"), str(e.value)
+        assert str(e.value).endswith(". pass the folder the predictions were written to (lgseg predict --out)")
+    with pytest.raises(InputError, match=rf"link: the prediction folder is the ground-truth folder \({gt}\)"):
+        evaluate_dirs(tmp_path / "link", gt, progress=False)
+
+
+def test_a_prediction_folder_inside_the_ground_truth_or_around_it_is_refused(tmp_path):
+    gt = _gt(tmp_path / "data")
+    for s in ("scene0001_00", "scene0002_00"):
+        write_benchmark_file(gt / "pred" / f"{s}.txt", np.array([WALL, WALL]))
+    with pytest.raises(InputError, match=rf"pred: the prediction folder is inside the ground-truth folder {gt}\. "):
+        evaluate_dirs(gt / "pred", gt, progress=False)
+    for s in ("scene0001_00", "scene0002_00"):
+        write_benchmark_file(tmp_path / "data" / f"{s}.txt", np.array([WALL, WALL]))
+    with pytest.raises(InputError, match=rf"data: the prediction folder holds the ground-truth folder {gt}\. "):
+        evaluate_dirs(tmp_path / "data", gt, progress=False)
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_a_prediction_file_that_is_the_ground_truth_file_is_refused(tmp_path, link):
+    gt = _gt(tmp_path)
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    write_benchmark_file(pred / "scene0001_00.txt", np.array([WALL, WALL]))
+    target = pred / "scene0002_00.txt"
+    target.symlink_to(gt / "scene0002_00.txt") if link == "symlink" else target.hardlink_to(gt / "scene0002_00.txt")
+    with pytest.raises(InputError, match=rf"^scene scene0002_00, {target}: the prediction file is the ground-truth "
+                                         rf"file {gt / 'scene0002_00.txt'}\. "):
+        evaluate_dirs(pred, gt, progress=False)
+
+
+def test_extra_prediction_files_are_one_warning_naming_them(tmp_path, caplog):
+    gt = _gt(tmp_path, ["scene0001_00"])
+    extra = [f"scene{i:04d}_00" for i in range(10, 17)]
+    for s in ["scene0001_00"] + extra:
+        write_benchmark_file(tmp_path / "pred" / f"{s}.txt", np.array([WALL, CHAIR]))
+    with caplog.at_level("WARNING", logger="lgseg.evaluation.benchmark"):
+        conf, n = evaluate_dirs(tmp_path / "pred", gt, progress=False)
+    assert n == 1 and np.trace(conf) == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'pred'}: 7 prediction file(s) for scenes without ground truth in {gt}, not evaluated: "
+        "scene0010_00, scene0011_00, scene0012_00, scene0013_00, scene0014_00 and 2 more"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lgseg.evaluation.benchmark"):
+        evaluate_dirs(tmp_path / "pred", gt, scenes=["scene0001_00"], progress=False)
+    assert len(caplog.records) == 1  # a scene list changes what is scored, not what is extra
+    for s in extra:
+        (tmp_path / "pred" / f"{s}.txt").unlink()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lgseg.evaluation.benchmark"):
+        evaluate_dirs(tmp_path / "pred", gt, progress=False)
+    assert not caplog.records

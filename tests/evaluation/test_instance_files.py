@@ -97,17 +97,17 @@ def test_export_equal_on_a_synthetic_world(tmp_path):
         export_instance_ground_truth(tmp_path / "raw", tmp_path / f"raw_{split}", split=split, progress=False)
         instance_gt_from_processed(tmp_path / "processed", tmp_path / f"proc_{split}", split=split, progress=False)
         assert same_files(tmp_path / f"raw_{split}", tmp_path / f"proc_{split}")
-    values = np.concatenate([read_instance_gt(p) for p in (tmp_path / "raw_val").iterdir()])
+    values = np.concatenate([read_instance_gt(p) for p in (tmp_path / "raw_val").glob("*.txt")])
     assert (values >= 2000).any() and ((values > 0) & (values < 1000)).any()  # classes of the 200 and void ones
 
 
 def test_export_replaces_the_folder_and_leaves_nothing_half_written(tiny_raw, tmp_path):
     prepare(tiny_raw, tmp_path / "processed", progress=False)
     out = tmp_path / "gt"
-    out.mkdir()
-    (out / "stale.txt").write_text("old\n")
+    instance_gt_from_processed(tmp_path / "processed", out, split="val", progress=False)
+    (out / "stale.txt").write_text("old\n")  # an earlier export's folder (its mark says so), a file gone stale
     instance_gt_from_processed(tmp_path / "processed", out, split="train", progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["scene0000_00.txt", "scene0001_00.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".lgseg-product", "scene0000_00.txt", "scene0001_00.txt"]
     # a broken second scene: the export fails naming it, the previous folder stays as it was
     np.save(tmp_path / "processed/train/scene0001_00/instance.npy", np.array([5000], dtype=np.int32))
     before = {p.name: p.read_bytes() for p in out.iterdir()}

@@ -311,3 +311,46 @@ def test_failed_scannet_download_keeps_data_raw_under_dvc(tmp_path):
     r = helpers.sh(["dvc", "repro", "download"], project, check=False)
     assert r.returncode != 0 and "ScanNet root does not exist" in r.stderr + r.stdout
     assert _listing(raw) == before
+
+
+# -- input-handling review, items 1, 2 and 9: what the CLI says -----------------------------------
+
+def test_preprocess_raw_with_a_nan_vertex_fails_naming_it_not_writing_it(tiny_raw, tmp_path, capsys):
+    from scannet_files import write_ply
+
+    coord = np.arange(12, dtype=np.float32).reshape(4, 3)
+    coord[2] = [np.nan, 0, np.inf]
+    write_ply(tiny_raw / "scans/scene0001_00/scene0001_00_vh_clean_2.ply", coord, np.zeros((4, 3), np.uint8),
+              np.array([[0, 1, 2], [1, 2, 3]]))
+    out = tmp_path / "processed"
+    assert cli_main(["preprocess", "--raw", str(tiny_raw), "--out", str(out), "--keep-going"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "RuntimeWarning" not in err, err
+    assert (f"  scene scene0001_00, {tiny_raw}/scans/scene0001_00/scene0001_00_vh_clean_2.ply: vertex 2 is at "
+            "(nan, 0, inf): coordinates must be finite and within +-1000 m (a room's scale)") in err, err
+    assert not (out / "train/scene0001_00").exists() and (out / "train/scene0000_00/coord.npy").is_file()
+
+
+def test_preprocess_from_processed_scales_float_colours_with_one_line(processed, tmp_path, caplog):
+    """Float rgb in 0..1 (a common export) was truncated to {0, 1}: every scene black, rc 0."""
+    folder = processed / "val/scene0002_00"
+    rgb = np.load(folder / "color.npy")
+    np.save(folder / "color.npy", rgb.astype(np.float64) / 255)
+    out = tmp_path / "again"
+    with caplog.at_level("WARNING"):
+        assert cli_main(["preprocess", "--from-processed", str(processed), "--out", str(out)]) == 0
+    assert [r.getMessage() for r in caplog.records if "color.npy" in r.getMessage()] == [
+        f"scene scene0002_00, {folder / 'color.npy'}: float colours in 0..1, scaled to rgb 0..255"]
+    np.testing.assert_array_equal(np.load(out / "val/scene0002_00/color.npy"), rgb)
+
+
+def test_evaluate_with_the_ground_truth_as_prediction_is_one_line(tmp_path, capsys):
+    from lgseg.evaluation.benchmark import write_benchmark_file
+
+    gt = tmp_path / "gt"
+    write_benchmark_file(gt / "scene0002_00.txt", np.array([1, 2, 3]))
+    assert cli_main(["evaluate", "--pred", str(gt), "--gt", str(gt), "--out", str(tmp_path / "m.json")]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"lgseg evaluate: error: {gt}: the prediction folder is the ground-truth folder. pass the folder "
+                   "the predictions were written to (lgseg predict --out)\n")
+    assert not (tmp_path / "m.json").exists()

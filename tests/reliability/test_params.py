@@ -66,7 +66,7 @@ BAD = [
     ({"loss__type": "foo"}, "loss.type: expected one of ce, focal, cb_focal, got 'foo'"),
     ({"loss__type": "contrastive"}, "loss.type: expected one of ce, focal, cb_focal, got 'contrastive' "
                                     "(pretraining's loss, set in pretrain.contrastive)"),
-    ({"data__voxel_size": 0}, "data.voxel_size: expected a number > 0, got 0"),
+    ({"data__voxel_size": 0}, "data.voxel_size: expected a number of metres in [0.001, 10], got 0"),
     ({"model__backend": "torchsparse"}, "model.backend: expected one of minkowski, spconv, got 'torchsparse'"),
     ({"pretrain__epoch": 2}, "pretrain.epoch: unknown key; did you mean pretrain.epochs?"),
     ({"pretrain__holdout": ["chair", "chiar"]}, "pretrain.holdout: unknown ScanNet200 class name 'chiar' "
@@ -109,7 +109,7 @@ def test_the_keys_the_code_accepts_beyond_params_yaml_are_checked_too():
 def test_every_problem_is_reported_at_once():
     params = with_(DEMO, pretrain__epochs="abc", loss__type="foo", data__voxel_size=0, tracking__urii="x")
     assert sorted(params_problems(params)) == [
-        "data.voxel_size: expected a number > 0, got 0",
+        "data.voxel_size: expected a number of metres in [0.001, 10], got 0",
         "loss.type: expected one of ce, focal, cb_focal, got 'foo'",
         "pretrain.epochs: expected an integer >= 1, got 'abc'",
         "tracking.urii: unknown key; did you mean tracking.uri?",
@@ -160,7 +160,12 @@ def test_the_schemas_choices_are_the_codes():
     from lgseg.losses.csc import PARTITIONS
 
     assert choices(schema.Csc, "partition") == set(PARTITIONS)
+    from lgseg.data.voxelize import VOXEL_SIZE_RANGE
     from lgseg.instances.cluster import SCORES
+
+    lo, hi = VOXEL_SIZE_RANGE  # data.voxel_size's range is the voxelizer's
+    assert [bool(params_problems(with_(DEMO, data__voxel_size=v))) for v in (lo, hi, lo * 0.999, hi * 1.001)] == [
+        False, False, True, True]
 
     assert choices(schema.Insseg, "cluster_score") == set(SCORES)
 

@@ -34,6 +34,9 @@ PROBE = textwrap.dedent('''
             raise LgsegError("params.yaml: probe.mode is wrong. Set it to ok")
         elif mode == "crash":
             raise ValueError("boom")
+        elif mode == "rewrite":  # another `dvc exp run` in this workspace rewrites params.yaml meanwhile
+            with open("params.yaml", "w") as f:
+                json.dump({"probe": {"mode": "ok"}}, f)
         elif mode == "wait":
             import torch.utils.data
             for i, _ in enumerate(torch.utils.data.DataLoader(Slow(), num_workers=1)):
@@ -56,12 +59,15 @@ def repo(tmp_path):
     return tmp_path
 
 
-def start(repo: Path, mode: str) -> subprocess.Popen:
+def start(repo: Path, mode: str, sigint=signal.SIG_DFL) -> subprocess.Popen:
+    """The probe stage, its SIGINT disposition set (the default: pytest's parent may ignore SIGINT,
+    as a shell does for a job it starts in the background, and a child inherits that)."""
     (repo / "params.yaml").write_text(yaml.safe_dump({"probe": {"mode": mode}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env.update(DVC_STAGE="probe", DVC_ROOT=str(repo))
     return subprocess.Popen([sys.executable, "stages/probe.py"], cwd=repo, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
 
 
 def stage_runs(repo: Path) -> list:
@@ -100,8 +106,36 @@ def test_a_signal_kills_the_run_cleanly(repo, sig, code):
     out, err = p.communicate(timeout=60)
     assert p.returncode == code, err
     assert "probe: interrupted" in err
+    assert "Traceback" not in err  # not the data-loader worker's, not the stage's: one line
     (run,) = stage_runs(repo)
     assert run.info.status == "KILLED"
+
+
+def test_a_stage_started_with_sigint_ignored_keeps_ignoring_it_and_stops_on_sigterm(repo):
+    """What `nohup dvc repro &` in a script gives its stages: the shell ignores SIGINT for background
+    jobs, and a stage keeps that (a Ctrl-C meant for the foreground must not stop it); SIGTERM, which
+    `kill` and `dvc queue kill` send, stops it cleanly."""
+    p = start(repo, "wait", sigint=signal.SIG_IGN)
+    assert p.stdout.readline().strip() == "ready"
+    p.send_signal(signal.SIGINT)
+    with pytest.raises(subprocess.TimeoutExpired):
+        p.wait(timeout=3)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 143 and "probe: interrupted" in err and "Traceback" not in err, err
+    (run,) = stage_runs(repo)
+    assert run.info.status == "KILLED"
+
+
+def test_a_stage_whose_params_changed_while_it_ran_fails_naming_them(repo):
+    p = start(repo, "rewrite")
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 1, err
+    line = next(x for x in err.splitlines() if x.startswith("probe: error:"))
+    assert "params.yaml changed while this stage ran (probe: {'mode': 'rewrite'} -> {'mode': 'ok'})" in line
+    assert "dvc exp run --queue" in line and "Traceback" not in err
+    (run,) = stage_runs(repo)
+    assert run.info.status == "FAILED"
 
 
 def test_after_sigkill_the_next_stage_marks_the_orphan_killed(repo):
