@@ -10,7 +10,8 @@ stay as they are while every kind is built the same way (``lgseg.registry.Regist
 - augmentations are on/off switches plus prefixed options (``augment.flip_p``): one dict each here.
 
 No file locations and no torch at import (stages import this before the params check); the
-registries are imported where a function needs their types' keys.
+registries are imported where a function needs their types' keys. The arrows run one way:
+config -> registries -> classes; no registry imports this module.
 """
 
 from __future__ import annotations
@@ -81,6 +82,15 @@ def loss_cfg(section: Mapping[str, Any]) -> dict:
     return options_for(LOSSES, section, section["type"])
 
 
+def build_loss(section: Mapping[str, Any], class_counts=None):
+    """The loss of params.yaml's ``loss`` section (or a ``LOSSES`` cfg); ``class_counts`` is needed by
+    "cb_focal". The section keeps the other types' options (``gamma`` when the type is ``ce``):
+    ``loss_cfg`` drops them; a key that no loss type takes is still an error."""
+    from lgseg.losses import LOSSES
+
+    return LOSSES.build(loss_cfg(section), class_counts=class_counts)
+
+
 def contrastive_cfg(section: Mapping[str, Any]) -> dict:
     """``pretrain.contrastive`` (the language-grounded loss's options) as a ``LOSSES`` cfg."""
     return {**section, "type": "contrastive"}
@@ -134,6 +144,14 @@ def text_encoder_cfg(section: Mapping[str, Any]) -> dict:
         if key not in known:
             raise ValueError(f"text.{key} is not a text encoder key; allowed: {', '.join(sorted(known))}")
     return {"type": encoder, **{arg: section[key] for key, arg in TEXT_KEYS[encoder].items() if key in section}}
+
+
+def build_text_encoder(section: Mapping[str, Any]):
+    """The text encoder of params.yaml's ``text`` section, e.g. ``{"encoder": "clip", "clip_model":
+    "ViT-B/32"}``; unknown encoder names and keys raise ValueError naming what is allowed."""
+    from lgseg.text.encoders import TEXT_ENCODERS
+
+    return TEXT_ENCODERS.build(text_encoder_cfg(section))
 
 
 # augment switch -> (transform type, {option key: constructor argument}), in the order the

@@ -19,7 +19,7 @@ from lgseg.engine.checkpoint import load_model
 from lgseg.engine.predict import predict_vertices
 from lgseg.errors import LgsegError
 from lgseg.scene_io import scene_dir
-from lgseg.text import build_text_encoder
+from lgseg.config import build_text_encoder
 from lgseg.text.embed import check_compatible, embedding_meta
 
 

@@ -71,11 +71,12 @@ class Row:
     overrides: dict = field(default_factory=dict)
 
 
-SCRATCH = {"finetune.init": "scratch", "loss.type": "ce", "instance_sampling.enabled": False}
-OURS = {"pretrain.objective": "language", "finetune.init": "pretrained", "loss.type": "cb_focal",
-        "instance_sampling.enabled": True}
-CLIP_ONLY = {"pretrain.objective": "language", "finetune.init": "pretrained", "loss.type": "ce",
-             "instance_sampling.enabled": False}
+# each row sets how both fine-tunings start (finetune.init for Table 1, insseg.init for Table 2)
+SCRATCH = {"finetune.init": "scratch", "insseg.init": "scratch", "loss.type": "ce", "instance_sampling.enabled": False}
+OURS = {"pretrain.objective": "language", "finetune.init": "pretrained", "insseg.init": "pretrained",
+        "loss.type": "cb_focal", "instance_sampling.enabled": True}
+CLIP_ONLY = {"pretrain.objective": "language", "finetune.init": "pretrained", "insseg.init": "pretrained",
+             "loss.type": "ce", "instance_sampling.enabled": False}
 # CSC: pretraining without labels or text (two views of each train scene), fine-tuned as "CLIP only" is
 CSC = {**CLIP_ONLY, "pretrain.objective": "csc"}
 TABLE1 = (

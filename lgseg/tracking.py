@@ -42,7 +42,8 @@ FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
 GROUP_TAG = "dvc.exp_name"
 # the numbers a researcher compares first, logged on the parent run again under HEADLINE_PREFIX: the
 # underscore sorts before every stage's lower-case name, in the UI's lists and charts alike
-HEADLINE = {"evaluate": ("all.miou", "head.miou", "common.miou", "tail.miou", "all.precision", "all.recall")}
+HEADLINE = {"evaluate": ("all.miou", "head.miou", "common.miou", "tail.miou", "all.precision", "all.recall"),
+            "insseg-evaluate": ("all.ap", "all.ap50", "all.ap25")}
 HEADLINE_PREFIX = "_headline/"
 # the per-experiment choice of MLflow's UI between its GenAI and model-training views (the UI itself
 # sets it from the experiment page's kind selector); 3.17's UI, with its sidebar switch on, follows

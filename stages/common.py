@@ -99,7 +99,8 @@ def write_final_metrics(path: str, result: dict, kind: str) -> None:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler, `kill`, `dvc queue kill`) as an exception, so the run ends as KILLED."""
+    """SIGTERM (a scheduler, `kill`, a stopped `dvc repro`'s process group) as an exception, so the run
+    ends as KILLED. (`dvc queue kill` sends SIGINT, which Python raises as KeyboardInterrupt.)"""
 
 
 _signalled: list[int] = []  # the signal that stopped the stage, if one did
@@ -113,6 +114,9 @@ def _on_sigterm(main_pid: int):
             return
         if not _signalled:  # once: a second SIGTERM must not interrupt the cleanup of the first
             _signalled.append(signum)
+            # the data-loader workers got the signal too and die: torch's SIGCHLD handler would report
+            # each as an error (a traceback from the loader's __del__), where it is the stop we asked for
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             raise Terminated()
 
     return handler
@@ -165,10 +169,18 @@ def run(main, check_params: bool = True, paths=None) -> None:
         if isinstance(e, KeyboardInterrupt) or _signalled:
             status = KILLED
             print(f"{name}: interrupted", file=sys.stderr)
-            sys.exit(143 if _signalled or isinstance(e, Terminated) else 130)
+            code = 143 if _signalled or isinstance(e, Terminated) else 130
+            tracker.end(status)
+            # every write was atomic and the interrupted one is gone: no interpreter teardown (seconds of
+            # data-loader joins and module finalisers) that would outlive the `dvc` that SIGTERM stopped
+            logging.shutdown()
+            sys.stderr.flush()
+            sys.stdout.flush()
+            os._exit(code)
         if isinstance(e, LgsegError):
             print(f"{name}: error: {e}", file=sys.stderr)
             sys.exit(1)
         raise
     finally:
-        tracker.end(status)
+        if status != KILLED:
+            tracker.end(status)

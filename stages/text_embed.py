@@ -6,7 +6,8 @@ PATHS = ("out",)  # set in dvc.yaml
 
 
 def main(params: dict, tracker, args) -> None:
-    from lgseg.text import build_text_encoder, class_embeddings, save_embeddings  # torch: after the params check
+    from lgseg.config import build_text_encoder
+    from lgseg.text import class_embeddings, save_embeddings  # torch: after the params check
     from lgseg.text.embed import embedding_meta
 
     text = params["text"]

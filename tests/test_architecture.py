@@ -72,3 +72,73 @@ def test_the_floor_imports_no_room(rel):
 
 def test_the_rooms_exist():  # the test checks something: a renamed room must be renamed here too
     assert {room(f) for f in files()} >= set(RANK) | FLOOR | {"cli", "tracking", "report"}
+
+
+def module_of(rel: str) -> str:
+    """``lgseg/losses/focal.py`` -> ``lgseg.losses.focal``; a package's ``__init__.py`` -> the package."""
+    parts = list(Path(rel).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the lgseg modules it imports anywhere in it (``from a import b``: a, and a.b when b is
+    a module; a string naming a module: a lazy table's entry)."""
+    modules = {module_of(f) for f in files()}
+    graph = {}
+    for rel in files():
+        names = set()
+        for mod, _ in imports(rel):
+            names.add(mod)
+        tree = ast.parse((ROOT / rel).read_text(), rel)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:  # lgseg imports absolutely
+                names.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in modules:
+                names.add(node.value)
+        me = module_of(rel)
+        graph[me] = {n for n in names if n in modules and n != me}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circle_inside_lgseg():
+    """Arrows run one way, lazy imports included: lgseg.config -> the registries -> their classes."""
+    found = circles(import_graph())
+    assert not found, "import circles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_the_circle_check_finds_a_circle():  # it can fail: a two-module circle is found
+    assert circles({"a": {"b"}, "b": {"a", "c"}, "c": set()}) == [["a", "b"]]
+    graph = import_graph()
+    assert "lgseg.config" in graph["lgseg.engine.launch"] and "lgseg.losses.registry" in graph["lgseg.losses.focal"]

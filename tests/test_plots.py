@@ -96,8 +96,14 @@ def plots_repo(tmp_path_factory) -> Path:
                     dirs_exist_ok=True)
     m = d / "metrics"
     m.mkdir()
-    for stage in ("pretrain", "finetune"):
+    for stage in ("pretrain", "finetune", "insseg"):
         write_curves(m, stage)
+    with open(m / "insseg_per_class.csv", "w", newline="") as f:  # the instance evaluation's per-class AP
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["id", "name", "split", "ap", "ap50", "ap25", "gt_instances", "predictions"])
+        for c, (name, split) in enumerate(zip(CLASS_NAMES, CLASS_SPLIT, strict=True)):
+            if name not in ("wall", "floor"):
+                w.writerow([c, name, split, "", "" if c % 5 == 2 else (c * 13) % 101, "", 1, 1])
     with open(m / "per_class.csv", "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["id", "name", "split", "iou", "train_points"])
@@ -118,7 +124,7 @@ def shown(plots_repo) -> dict:
 
 def test_no_plot_draws_an_epoch_without_validation(shown):
     curves = {name: spec for name, spec in shown.items() if "epoch" in spec["data"]["values"][0]}
-    assert len(curves) == 4
+    assert len(curves) == 5  # pretrain and finetune: loss and val mIoU; insseg: loss
     for name, spec in curves.items():
         values = spec["data"]["values"]
         fields = {v["field"] for v in values}
@@ -139,7 +145,7 @@ def test_each_chart_has_one_labelled_quantity_per_axis(shown):
         assert y["title"] or y["type"] == "nominal", name  # a bar chart's names need no axis title
     assert {s["encoding"]["y"]["title"] for n, s in shown.items() if "val mIoU" in n} == {"val mIoU (%)"}
     assert {s["encoding"]["y"]["title"] for n, s in shown.items() if n.endswith("loss")} == {
-        "contrastive loss (train)", "loss (train; loss.type)"}
+        "contrastive loss (train)", "loss (train; loss.type)", "loss (train; loss.type + offset terms)"}
 
 
 def test_bars_are_sorted_by_value_and_the_long_tail_labels_decades(shown):
@@ -195,7 +201,7 @@ def test_the_plots_page_loads_nothing_from_the_network(page):
     # the one URL left names the specs' Vega-Lite version ("$schema"), which Vega-Embed reads, never fetches
     assert not re.search(r"https?://", re.sub(r'"\$schema": "https://vega\.github\.io/schema/[^"]+"', "", markup))
     assert '<meta charset="utf-8">' in html  # the class pairs' arrows, Vega's own non-ASCII
-    assert html.count("vegaEmbed(") == 7
+    assert html.count("vegaEmbed(") == 9
     scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
     assert 'version="5.33.0"' in scripts[0] and "5.23.0" in scripts[1] and "vegaEmbed" in scripts[2]
     if shutil.which("node"):  # each inlined script parses

@@ -11,7 +11,8 @@ import yaml
 from lgseg.config import training_config
 from lgseg.models import build_model, transfer_weights
 from lgseg.scannet.constants import CLASS_NAMES, NUM_CLASSES
-from lgseg.text import build_text_encoder, class_embeddings
+from lgseg.config import build_text_encoder
+from lgseg.text import class_embeddings
 from lgseg.text.clip_text import clip_model_module
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from lgseg.models import build_model
 from lgseg.query import query_scores
 from lgseg.scannet.preprocess import preprocess
 from lgseg.synthetic import generate
-from lgseg.text import build_text_encoder
+from lgseg.config import build_text_encoder
 from lgseg.text.embed import embedding_meta
 
 VOXEL = 0.1

@@ -46,17 +46,18 @@ def exp_show(results: dict, source="synthetic", stamp="2026-11-21T09:00:00", see
 def test_experiment_definitions_match_the_paper():
     assert [r.label for r in TABLE1] == list(PAPER_TABLE1)  # the rows that need no other method's code
     rows = {r.label: r.overrides for r in TABLE1}
-    assert rows["Scratch"] == {"finetune.init": "scratch", "loss.type": "ce", "instance_sampling.enabled": False}
+    assert rows["Scratch"] == {"finetune.init": "scratch", "insseg.init": "scratch", "loss.type": "ce",
+                               "instance_sampling.enabled": False}
     assert rows["Ours (CLIP only)"]["finetune.init"] == "pretrained" and rows["Ours (CLIP only)"]["loss.type"] == "ce"
-    assert rows["Ours"] == {"pretrain.objective": "language", "finetune.init": "pretrained", "loss.type": "cb_focal",
-                            "instance_sampling.enabled": True}
+    assert rows["Ours"] == {"pretrain.objective": "language", "finetune.init": "pretrained", "insseg.init": "pretrained",
+                            "loss.type": "cb_focal", "instance_sampling.enabled": True}
     # SupCon: the same pretraining voxels without text, fine-tuned as CLIP only is
     assert rows["SupCon"] == {**rows["Ours (CLIP only)"], "pretrain.objective": "supcon"}
     assert rows["Ours (CLIP only)"]["pretrain.objective"] == "language"
     assert sorted({r.overrides["annotation.fraction"] for r in FIG5}) == [0.05, 0.1, 0.5]
     assert queue_command(TABLE1[1]) == [
-        "dvc", "exp", "run", "--queue", "-n", "t1-ins-samp", "-S", "finetune.init=scratch", "-S", "loss.type=ce",
-        "-S", "instance_sampling.enabled=true"]
+        "dvc", "exp", "run", "--queue", "-n", "t1-ins-samp", "-S", "finetune.init=scratch", "-S", "insseg.init=scratch",
+        "-S", "loss.type=ce", "-S", "instance_sampling.enabled=true"]
 
 
 def test_results_and_table_cells():

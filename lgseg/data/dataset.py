@@ -195,10 +195,10 @@ def instance_targets(voxel_coord: np.ndarray, instance: np.ndarray, label: np.nd
 
 
 def _with_placed(instance: np.ndarray, placed, n: int) -> np.ndarray:
-    """The scene's instance ids followed by a new id for each pasted object (its ``slice``)."""
+    """The scene's instance ids followed by a new id for each pasted object (its ``rows``)."""
     out = np.full(n, -1, dtype=np.int64)
     out[: len(instance)] = instance
     first = int(instance.max(initial=-1)) + 1
     for k, p in enumerate(placed):
-        out[p.slice] = first + k
+        out[p.rows] = first + k
     return out

@@ -266,26 +266,15 @@ def _mask_from_digits(data: bytes, num_vertices: int) -> np.ndarray | None:
     return digits != 0
 
 
-def _first_line_not_one_integer(data: bytes) -> tuple[int, bytes]:
-    for lineno, line in enumerate(data.splitlines(), start=1):
-        if len(line.split()) != 1:
-            return lineno, line
-    return len(data.splitlines()) + 1, b""
-
-
 def _mask_from_text(path: Path, shown: Path, listed: str, data: bytes, num_vertices: int,
                     scene: str) -> np.ndarray:
     """The general parser: any integers, one per line, non-zero = in the instance. Errors name the
     mask as listed (``shown``) and where it is listed (``listed``)."""
-    try:
+    try:  # the benchmark's reader: one integer per line, else it names the line
         values = read_benchmark_file(path, scene=scene)
     except InputError as e:
-        raise InputError(shown, f"{e.problem} ({listed})", MASK_FIX, scene=scene) from None
-    if values.size != len(data.splitlines()):
-        lineno, line = _first_line_not_one_integer(data)
-        what = "blank" if not line.strip() else f"{len(line.split())} integers: {_show(line.decode(errors='replace'))}"
-        raise InputError(shown, f"line {lineno} is {what}; a mask holds one integer per line ({listed})", MASK_FIX,
-                         scene=scene)
+        raise InputError(shown, f"{e.problem}; a mask holds one integer per line ({listed})", MASK_FIX,
+                         scene=scene) from None
     if values.size != num_vertices:
         raise InputError(shown, f"{values.size} lines but the mesh has {num_vertices} vertices ({listed})", MASK_FIX,
                          scene=scene)

@@ -10,7 +10,7 @@ from lgseg.losses.contrastive import (
     nearest_anchor,
     sample_negatives,
 )
-from lgseg.losses.registry import LOSSES, Registry, build_loss
+from lgseg.losses.registry import LOSSES, Registry
 from lgseg.losses.supcon import SupConLoss, supcon_loss
 from lgseg.losses.csc import CSCLoss, csc_partitions, sample_anchors
 from lgseg.losses.offset import OffsetLoss
@@ -24,7 +24,6 @@ __all__ = [
     "FocalLoss",
     "Registry",
     "SupConLoss",
-    "build_loss",
     "class_balanced_alpha",
     "cosine_logits",
     "csc_partitions",

@@ -211,7 +211,7 @@ def _run(jobs: list, out_dir: Path, table: LabelTable | None, workers: int, keep
             (report.failed if res.error else report.done).append(res)
             if res.error and not keep_going:
                 bar.close()
-                raise LgsegError(f"preprocessing failed: {res.error}\n(--keep-going processes the other "
+                raise LgsegError(f"preprocessing failed: {res.error} (--keep-going processes the other "
                                  "scenes and lists every failure)")
     bar.close()
     write_json(stats_path(out_dir), {**_stats(report), "annotation": annotation or {"fraction": 1.0}})

@@ -1,6 +1,6 @@
 """Text side: class-name embeddings from CLIP or an offline sentence encoder.
 
-``build_text_encoder(params["text"])`` -> ``TextEncoder``; ``class_embeddings`` embeds the 200
+``lgseg.config.build_text_encoder(params["text"])`` -> ``TextEncoder``; ``class_embeddings`` embeds the 200
 ScanNet200 names; ``save_embeddings`` / ``load_embeddings`` store them with a meta.json.
 """
 
@@ -17,11 +17,10 @@ from lgseg.text.encoders import (
     ClipTextEncoder,
     SentenceTextEncoder,
     TextEncoder,
-    build_text_encoder,
 )
 
 __all__ = [
     "TEXT_ENCODERS", "ClipTextEncoder", "SentenceTextEncoder", "TextEncoder", "build_clip",
-    "build_text_encoder", "check_compatible", "class_embeddings", "embedding_meta",
+    "check_compatible", "class_embeddings", "embedding_meta",
     "load_clip_weights", "load_embeddings", "save_embeddings", "tokenize",
 ]

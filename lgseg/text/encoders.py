@@ -1,7 +1,7 @@
 """Text encoders: class names in, L2-normalised float32 embeddings out.
 
 ``TEXT_ENCODERS`` maps a name to an encoder class (``TEXT_ENCODERS.build({"type": "clip", "model":
-...})``); ``build_text_encoder`` builds one from the ``text`` section of params.yaml.
+...})``); ``lgseg.config.build_text_encoder`` builds one from the ``text`` section of params.yaml.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from lgseg.config import text_encoder_cfg
 from lgseg.errors import LgsegError
 from lgseg.registry import Registry
 from lgseg.text.clip_text import build_clip, load_clip_weights, tokenize
@@ -120,12 +119,3 @@ class SentenceTextEncoder(TextEncoder):
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.network.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                    convert_to_numpy=True, show_progress_bar=False)
-
-
-def build_text_encoder(cfg: Mapping[str, Any]) -> TextEncoder:
-    """Encoder from params.yaml's ``text`` section, e.g. ``{"encoder": "clip", "clip_model": "ViT-B/32"}``
-    (translated to a ``TEXT_ENCODERS`` cfg by ``lgseg.config.text_encoder_cfg``).
-
-    Unknown encoder names and unknown keys raise ValueError naming what is allowed.
-    """
-    return TEXT_ENCODERS.build(text_encoder_cfg(cfg))

@@ -59,11 +59,31 @@ def test_dataset_items_carry_targets_whose_offsets_meet_at_the_centroids(tmp_pat
     assert batch["instance"].shape == (2 * len(inst),) and batch["offset"].shape == (2 * len(inst), 3)
 
 
-def test_pasted_instances_get_ids_of_their_own(tmp_path):
-    from types import SimpleNamespace
+def test_pasted_instances_are_instances_of_their_own_with_offsets_to_their_centroids(tmp_path):
+    import json
 
-    from lgseg.data.dataset import _with_placed
+    from lgseg.data.instance_sampling import InstanceSampler
+    from lgseg.data.instances import InstanceBank
 
-    placed = [SimpleNamespace(slice=slice(5, 8)), SimpleNamespace(slice=slice(8, 10))]
-    out = _with_placed(np.array([0, 0, 4, -1, 4]), placed, 10)
-    assert out.tolist() == [0, 0, 4, -1, 4, 5, 5, 5, 6, 6]
+    _two_object_scene(tmp_path / "train" / "scene0000_00")
+    g = np.arange(-0.1, 0.1001, 0.02)  # a 20 cm cube of a tail class in the bank
+    cube = np.stack(np.meshgrid(g, g, g + 0.1, indexing="ij"), -1).reshape(-1, 3).astype(np.float32)
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    np.save(bank / "coord.npy", cube)
+    np.save(bank / "color.npy", np.full((len(cube), 3), 200, np.uint8))
+    np.save(bank / "offset.npy", np.array([0, len(cube)], np.int64))
+    tail = NAME_TO_INDEX["fire extinguisher"]
+    np.save(bank / "label.npy", np.array([tail], np.int16))
+    (bank / "meta.json").write_text(json.dumps({"classes": [tail]}))
+    sampler = InstanceSampler(InstanceBank(bank), per_scene=3, tries=50, resolution=VOXEL)
+    ds = ScanNetDataset(tmp_path, "train", voxel_size=VOXEL, train=True, transforms_cfg=OFF, instance_targets=True,
+                        instance_sampler=sampler, seed=3, random_translation=0)
+    item = ds[0]
+    inst, label = item["instance"], item["label"]
+    pasted = set(inst[label == tail])
+    assert len(pasted) >= 2 and pasted.isdisjoint({0, 1, -1})  # each pasted cube a new instance id
+    shifted = item["coord"] * VOXEL + item["offset"]
+    for k in pasted:
+        pts = shifted[inst == k]
+        np.testing.assert_allclose(pts, np.broadcast_to(pts.mean(0), pts.shape), atol=1e-5)

@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 
 from lgseg.evaluation.benchmark import evaluate_dirs, read_benchmark_file
@@ -16,7 +18,8 @@ def test_export_gt_writes_raw_ids_per_vertex(tiny_raw, tmp_path):
 
 def test_gt_scored_against_itself_is_perfect(tiny_raw, tmp_path):
     export_ground_truth(tiny_raw, tmp_path / "gt", split="train", progress=False)
-    conf, scenes = evaluate_dirs(tmp_path / "gt", tmp_path / "gt", progress=False)
+    shutil.copytree(tmp_path / "gt", tmp_path / "pred")  # a folder scored against itself is refused
+    conf, scenes = evaluate_dirs(tmp_path / "pred", tmp_path / "gt", progress=False)
     s = summarize(conf, scenes)
     assert scenes == 2 and s["points"] == 9
     assert s["all"]["miou"] == s["all"]["precision"] == s["all"]["recall"] == 100.0

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from lgseg.losses import LOSSES, CSCLoss, build_loss, csc_partitions, sample_anchors
+from lgseg.config import build_loss
+from lgseg.losses import LOSSES, CSCLoss, csc_partitions, sample_anchors
 
 # ---------------------------------------------------------------------------------------------
 # Hand-computed scene: 6 physical points on a vertical line (x, y fixed), so for every pair the

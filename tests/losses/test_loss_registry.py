@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
+from lgseg.config import build_loss
 from lgseg.losses import (
     ContrastiveLanguageLoss,
     CrossEntropy,
     FocalLoss,
     Registry,
-    build_loss,
     class_balanced_alpha,
 )
 

@@ -42,7 +42,7 @@ def make_project(d: Path, scenes: int = 6) -> Path:
         shutil.copytree(ROOT / name, d / name, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((d / "params.yaml").read_text())
     params["data"]["synthetic"]["scenes"] = scenes
-    for stage in ("pretrain", "finetune"):  # a smoke-sized run of the real stages
+    for stage in ("pretrain", "finetune", "insseg"):  # a smoke-sized run of the real stages
         params[stage].update(epochs=1, val_every=1)
     params["augment"]["crop_points"] = 4000
     (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

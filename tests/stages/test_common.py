@@ -114,7 +114,7 @@ def test_a_signal_kills_the_run_cleanly(repo, sig, code):
 def test_a_stage_started_with_sigint_ignored_keeps_ignoring_it_and_stops_on_sigterm(repo):
     """What `nohup dvc repro &` in a script gives its stages: the shell ignores SIGINT for background
     jobs, and a stage keeps that (a Ctrl-C meant for the foreground must not stop it); SIGTERM, which
-    `kill` and `dvc queue kill` send, stops it cleanly."""
+    `kill` sends, stops it cleanly."""
     p = start(repo, "wait", sigint=signal.SIG_IGN)
     assert p.stdout.readline().strip() == "ready"
     p.send_signal(signal.SIGINT)

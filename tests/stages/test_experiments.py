@@ -87,10 +87,10 @@ def search(url, exp_id, filt):
 def test_two_experiments_reach_the_mlflow_server(project, server):
     env = {**env_without_tracking(), "MLFLOW_TRACKING_URI": server}
     first = sh(["dvc", "exp", "run", "-n", "gamma1", "-S", "loss.gamma=1"], project, env=env)
-    assert first.stdout.count("Running stage") == 6
+    assert first.stdout.count("Running stage") == 8
     second = sh(["dvc", "exp", "run", "-n", "gamma3", "-S", "loss.gamma=3"], project, env=env)
     ran = {line.split("'")[1] for line in second.stdout.splitlines() if line.startswith("Running stage")}
-    assert ran == {"finetune", "evaluate"}  # loss.gamma touches nothing upstream
+    assert ran == {"finetune", "evaluate", "insseg-finetune", "insseg-evaluate"}  # nothing upstream of the loss
 
     table = exp_table(project)
     assert table["gamma1"][0]["loss"]["gamma"] == 1 and table["gamma3"][0]["loss"]["gamma"] == 3
@@ -99,8 +99,9 @@ def test_two_experiments_reach_the_mlflow_server(project, server):
     exp_id = requests.get(f"{server}/api/2.0/mlflow/experiments/get-by-name",
                           params={"experiment_name": "lgseg"}, timeout=30).json()["experiment"]["experiment_id"]
     commit = sh(["git", "rev-parse", "HEAD"], project).stdout.strip()
-    stages = {"gamma1": {"download", "preprocess", "text-embed", "pretrain", "finetune", "evaluate"},
-              "gamma3": {"finetune", "evaluate"}}
+    stages = {"gamma1": {"download", "preprocess", "text-embed", "pretrain", "finetune", "evaluate",
+                         "insseg-finetune", "insseg-evaluate"},
+              "gamma3": {"finetune", "evaluate", "insseg-finetune", "insseg-evaluate"}}
     for name, gamma in (("gamma1", "1"), ("gamma3", "3")):
         runs = search(server, exp_id, f"tags.`dvc.exp_name` = '{name}'")
         by_kind = {}

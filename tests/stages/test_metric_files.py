@@ -25,6 +25,9 @@ HEADLINE = {
     "metrics/finetune.json": {"best_val_miou"},
     "metrics/evaluate.json": {f"{split}.{m}" for split in ("all", "head", "common", "tail")
                               for m in ("miou", "precision", "recall")} | {"all.miou_200"},
+    "metrics/insseg_finetune.json": {"best_val_miou"},
+    "metrics/insseg.json": {f"{split}.{m}" for split in ("all", "head", "common", "tail") for m in ("ap", "ap50", "ap25")}
+                           | {"all.miou", "all.precision", "all.recall"},  # the last three: the semantic head's
 }
 
 
@@ -56,7 +59,8 @@ def test_dvc_yaml_declares_the_headline_files_as_metrics_and_the_bookkeeping_as_
     assert metrics == set(HEADLINE)
     outs = {next(iter(o)): o[next(iter(o))] for s in stages.values() for o in s.get("outs", []) if isinstance(o, dict)}
     for path in ("metrics/preprocess.json", "metrics/evaluate_counts.json", "metrics/pretrain_curve.csv",
-                 "metrics/pretrain_val.csv", "metrics/finetune_curve.csv", "metrics/finetune_val.csv"):
+                 "metrics/pretrain_val.csv", "metrics/finetune_curve.csv", "metrics/finetune_val.csv",
+                 "metrics/insseg_curve.csv", "metrics/insseg_val.csv", "metrics/insseg_per_class.csv"):
         assert outs[path] == {"cache": False}, path  # versioned with git, beside the metrics, not one of them
 
 
@@ -91,3 +95,17 @@ def test_evaluate_metrics_hold_the_scores_and_the_counts_go_beside(tmp_path):
     # `lgseg evaluate` (no counts file): one file with both, as before
     write_metrics(conf, tmp_path / "cli.json", scenes=3)
     assert set(json.loads((tmp_path / "cli.json").read_text())) == {"all", "head", "common", "tail", "scenes", "points"}
+
+
+def test_the_instance_metrics_file_holds_scores_only(tmp_path):
+    """insseg-evaluate's metrics/insseg.json: AP, AP50, AP25 overall and per split, the semantic
+    head's scores; no count (``classes`` stays in the CLI's file)."""
+    from lgseg.evaluation.instance_ap import evaluate_instances, write_instance_metrics
+    from lgseg.evaluation.instance_files import InstancePrediction
+
+    gt = np.array([2 * 1000 + 1] * 120 + [0] * 10)  # one chair (raw id 2) of 120 vertices
+    pred = InstancePrediction(masks=np.array([[True] * 120 + [False] * 10]), label_ids=[2], scores=[0.5])
+    written = write_instance_metrics(evaluate_instances([(gt, pred)]), tmp_path / "insseg.json", counts=False,
+                                     extra={"all": {"miou": 1.0, "precision": 2.0, "recall": 3.0}})
+    keys = set(flat(json.loads((tmp_path / "insseg.json").read_text())))
+    assert keys == HEADLINE["metrics/insseg.json"] and not keys & BOOKKEEPING and written["all"]["ap50"] == 100.0

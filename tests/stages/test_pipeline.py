@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ from lgseg.evaluation.benchmark import read_benchmark_file
 from lgseg.plots import PER_CLASS_PNG
 from lgseg.scannet.constants import VALID_CLASS_IDS
 
-STAGES = ("download", "preprocess", "text-embed", "pretrain", "finetune", "evaluate")
+STAGES = ("download", "preprocess", "text-embed", "pretrain", "finetune", "evaluate", "insseg-finetune",
+          "insseg-evaluate")
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +35,14 @@ def test_repro_runs_the_stages_and_is_then_up_to_date(project):
     assert m["scenes"] == stats["scenes"] and 0.5 < m["train_labelled_fraction"] <= 1.0
     val = sorted(p.stem for p in (project / "data/gt/val").glob("*.txt"))
     assert val and json.loads((project / "data/text/meta.json").read_text())["dim"] == 384
-    for stage in ("pretrain", "finetune"):  # the epoch counter is bookkeeping: the curve's, not a metric
+    for stage in ("pretrain", "finetune", "insseg"):  # the epoch counter is bookkeeping: the curve's, not a metric
         with open(project / f"metrics/{stage}_curve.csv") as f:
             assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1]
         assert (project / f"models/{stage}.pt").is_file()
+    ins = json.loads((project / "metrics/insseg.json").read_text())  # AP overall and per split, the head's mIoU
+    assert set(ins) == {"all", "head", "common", "tail"} and {"ap", "ap50", "ap25", "miou"} <= set(ins["all"])
+    val_instance = sorted(p.stem for p in (project / "data/gt/val_instance").glob("*.txt"))
+    assert val_instance == val and sorted(p.stem for p in (project / "predictions_instance").glob("*.txt")) == val
     # the DVC metric files hold headline numbers only: the counts are beside them
     assert set(json.loads((project / "metrics/pretrain.json").read_text())) == {"val_miou"}
     assert set(json.loads((project / "metrics/finetune.json").read_text())) == {"best_val_miou"}
@@ -91,16 +97,18 @@ def test_plots_show_renders_curves_and_the_long_tail(project):
 
 
 @pytest.mark.parametrize("key, value, stages", [
-    ("loss.gamma", 1.0, {"finetune"}),  # evaluate follows through models/finetune.pt
-    ("data.voxel_size", 0.1, {"pretrain", "finetune"}),
+    ("loss.gamma", 1.0, {"finetune", "insseg-finetune"}),  # the evaluations follow through the models
+    ("data.voxel_size", 0.1, {"pretrain", "finetune", "insseg-finetune"}),
     ("text.prompt", "a {} in a scene", {"text-embed"}),
     ("data.synthetic.seed", 1, {"download"}),
-    ("evaluate.split", "test", {"evaluate"}),
+    ("evaluate.split", "test", {"evaluate", "insseg-evaluate"}),
     ("evaluate.render", 1, {"evaluate"}),
     ("pretrain.holdout", ["chair"], {"pretrain"}),
     ("annotation.fraction", 0.1, {"preprocess"}),
-    ("instance_sampling.enabled", True, {"finetune"}),
-    ("instance_sampling.classes", "common", {"preprocess", "finetune"}),
+    ("instance_sampling.enabled", True, {"finetune", "insseg-finetune"}),
+    ("instance_sampling.classes", "common", {"preprocess", "finetune", "insseg-finetune"}),
+    ("insseg.cluster_radius", 0.05, {"insseg-evaluate"}),  # the clustering: the instance evaluation alone
+    ("insseg.epochs", 2, {"insseg-finetune"}),
     ("tracking.uri", "http://127.0.0.1:1", set()),  # where runs are logged changes no result
 ])
 def test_a_param_invalidates_only_the_stages_that_read_it(project, key, value, stages):
@@ -119,8 +127,9 @@ def test_a_param_invalidates_only_the_stages_that_read_it(project, key, value, s
 
 
 def test_ground_truth_through_the_pipeline_scores_100(project):
-    gt = project / "data/gt/val"
-    sh(["lgseg", "evaluate", "--pred", str(gt), "--gt", str(gt), "--out", str(project / "m.json")], project)
+    gt, pred = project / "data/gt/val", project / "gt_as_pred"
+    shutil.copytree(gt, pred)  # a folder scored against itself is refused
+    sh(["lgseg", "evaluate", "--pred", str(pred), "--gt", str(gt), "--out", str(project / "m.json")], project)
     assert json.loads((project / "m.json").read_text())["all"]["miou"] == 100.0
 
 

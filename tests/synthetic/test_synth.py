@@ -328,7 +328,8 @@ def test_same_seed_same_bytes_regardless_of_workers(tmp_path):
     synthetic.generate(tmp_path / "a", 3, workers=1, **kw)
     synthetic.generate(tmp_path / "b", 3, workers=2, **kw)
     a, b = _all_files(tmp_path / "a"), _all_files(tmp_path / "b")
-    assert len(a) == 3 + 1 + 3 * 4 - 1  # split lists, tsv, 4 files per scene but the test scene's aggregation
+    # split lists, tsv, the product mark, 4 files per scene but the test scene's aggregation
+    assert len(a) == 3 + 1 + 1 + 3 * 4 - 1
     assert a == b
     synthetic.generate(tmp_path / "c", 3, workers=1, **{**kw, "seed": 4})
     c = _all_files(tmp_path / "c")

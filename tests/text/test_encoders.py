@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from lgseg.config import build_text_encoder
 from lgseg.errors import LgsegError
 from lgseg.text.clip_text import clip_model_module
 from lgseg.text.encoders import (
     TEXT_ENCODERS,
     ClipTextEncoder,
     SentenceTextEncoder,
-    build_text_encoder,
 )
 
 NAMES = ["chair", "office chair", "wall", "table", "toilet paper dispenser"]
