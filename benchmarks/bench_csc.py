@@ -16,8 +16,8 @@ time to make a two-view item against a one-view item of the same scene. Target: 
     python benchmarks/bench_csc.py [--scenes data/processed] [--steps 12] [--repeat 3] [--num-matches N]
 
 Reads data/processed (dvc repro preprocess); where it does not exist, the demo's synthetic scenes
-are generated first (bench_train's helper). Each timing is the median over the steps of the best
-of ``--repeat`` passes (the least disturbed by other work on the machine).
+are generated first (bench_train's helper). Each timing is the median over all steps
+of ``--repeat`` passes over the batches, the two steps interleaved batch by batch.
 """
 
 from __future__ import annotations
@@ -111,14 +111,18 @@ def main() -> None:
         def plain_loss(out, b):  # the same backward through the network, nothing of its own
             return (out @ weights).mean()
 
-        best = {"csc": None, "plain": None}
-        for _ in range(a.repeat):  # alternate, so that both see the same load
-            for name, fn in (("csc", csc_loss), ("plain", plain_loss)):
-                opt = torch.optim.SGD(net.parameters(), lr=1e-4)
-                t = statistics.median(step_times(net, fn, data, opt))
-                best[name] = t if best[name] is None else min(best[name], t)
-                print(f"  {name:5s} step {t * 1000:7.1f} ms", flush=True)
-        share = (best["csc"] - best["plain"]) / best["csc"]
+        # interleaved, batch by batch (plain, csc, csc, plain, ...): both see the same load, which on a
+        # shared machine drifts by more than the objective costs; the share is the median of the
+        # per-batch differences over the median CSC step
+        opt = torch.optim.SGD(net.parameters(), lr=1e-4)
+        times = {"csc": [], "plain": []}
+        for r in range(a.repeat):
+            for i, batch in enumerate(data):
+                order = (("plain", plain_loss), ("csc", csc_loss))
+                for name, fn in (order if (i + r) % 2 == 0 else order[::-1]):
+                    times[name] += step_times(net, fn, [batch], opt)
+        best = {k: statistics.median(v) for k, v in times.items()}
+        share = statistics.median(c - p for c, p in zip(times["csc"], times["plain"])) / best["csc"]
         items = item_times(cfg, scenes, 2 * a.steps)
     print(f"\ndemo CSC pretraining step: {cfg['model']['name']} at {cfg['voxel_size']} m, batch {cfg['batch_size']} "
           f"(x2 views), {voxels:,.0f} voxels and {matches:,.0f} matches per batch "

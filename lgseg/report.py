@@ -10,8 +10,8 @@ Every experiment runs the whole pipeline, the semantic and the instance stages, 
 Table 1's experiments of the same method (``t1-scratch``, ``t1-csc``, ``t1-clip-only``, ``t1-ours``):
 their ``metrics/insseg.json`` beside their ``metrics/evaluate.json``.
 
-Seeds: ``--seeds N`` queues every row N times, ``<row>-s<seed>`` with ``pretrain.seed`` and
-``finetune.seed`` set to seed = 42, 43, ... (42: params.yaml's); without it a row runs once under its
+Seeds: ``--seeds N`` queues every row N times, ``<row>-s<seed>`` with ``pretrain.seed``,
+``finetune.seed`` and ``insseg.seed`` set to seed = 42, 43, ... (42: params.yaml's); without it a row runs once under its
 bare name with params.yaml's seeds. The report pools a row's runs (its bare name and its ``-s<seed>``
 names; two runs with the same seeds count once, the newest) and prints mean ± sample std (n - 1) per
 cell. A row differs from Scratch beyond the seeds' spread (▲ higher, ▼ lower) where both have at least
@@ -103,7 +103,7 @@ FIG5 = tuple(Row(f"f5-{label.lower()}-{round(f * 100)}", label, {**o, "annotatio
 EXPERIMENTS = {"table1": TABLE1, "table2": TABLE2, "fig5": FIG5}
 
 BASE_SEED = 42  # params.yaml's pretrain.seed and finetune.seed
-SEED_KEYS = ("pretrain.seed", "finetune.seed")
+SEED_KEYS = ("pretrain.seed", "finetune.seed", "insseg.seed")
 
 
 def seed_values(n: int) -> tuple[int, ...]:
@@ -135,13 +135,14 @@ def _param(params: dict, dotted: str):
 
 def runs_of(results: dict, name: str) -> list[dict]:
     """The finished runs of experiment ``name``: ``name`` itself and ``name-s<seed>``. Runs with the
-    same seeds (params' pretrain.seed and finetune.seed) are one configuration: the newest counts."""
+    same seeds (params' pretrain.seed and finetune.seed, which ``with_seeds`` sets with insseg.seed)
+    are one configuration: the newest counts."""
     pattern = re.compile(re.escape(name) + r"(-s\d+)?")
     by_seed: dict = {}
     for exp, r in sorted(results.items()):
         if not pattern.fullmatch(exp):
             continue
-        seeds = tuple(_param(r.get("params") or {}, k) for k in SEED_KEYS)
+        seeds = tuple(_param(r.get("params") or {}, k) for k in SEED_KEYS[:2])
         key = seeds if None not in seeds else exp
         if key not in by_seed or str(r.get("timestamp") or "") > str(by_seed[key].get("timestamp") or ""):
             by_seed[key] = r

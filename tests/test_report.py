@@ -122,7 +122,7 @@ def test_seeds_queue_each_row_with_its_seeds():
     supcon = next(r for r in rows if r.name == "t1-supcon-s44")
     assert supcon.label == "SupCon" and supcon.overrides["pretrain.objective"] == "supcon"
     assert supcon.overrides["pretrain.seed"] == 44 and supcon.overrides["finetune.seed"] == 44
-    assert queue_command(supcon)[-4:] == ["-S", "pretrain.seed=44", "-S", "finetune.seed=44"]
+    assert queue_command(supcon)[-6:] == ["-S", "pretrain.seed=44", "-S", "finetune.seed=44", "-S", "insseg.seed=44"]
     assert {r.overrides["finetune.seed"] for r in with_seeds(FIG5, 2)} == {42, 43}
     with pytest.raises(LgsegError, match="--seeds must be an integer >= 1"):
         with_seeds(TABLE1, 0)

@@ -189,7 +189,7 @@ def test_table1_queued_with_one_command_and_reported(project):
     sh(["lgseg", "report", "--out", "reports"], project, env=env)
     table = (project / "reports/table1.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
-    assert [r.split(" | ")[0][2:] for r in rows] == ["Scratch", "Ins. samp.", "C-Focal", "SupCon",
+    assert [r.split(" | ")[0][2:] for r in rows] == ["Scratch", "Ins. samp.", "C-Focal", "SupCon", "CSC",
                                                      "Ours (CLIP only)", "Ours"]
     for row in rows:  # one run each (params.yaml's seeds), then 12 cells "ours (paper)"; ours is "–" only
         runs, *cells = row.rstrip(" |").split(" | ")[1:]  # where a score is undefined on the tiny set
@@ -199,4 +199,10 @@ def test_table1_queued_with_one_command_and_reported(project):
     assert "not ScanNet numbers" in table and (project / "reports/table1.png").stat().st_size > 10_000
     results = exp_table(project)
     assert results["t1-ours"][0]["instance_sampling"]["enabled"] is True
-    assert results["t1-scratch"][0]["finetune"]["init"] == "scratch"
+    assert results["t1-scratch"][0]["finetune"]["init"] == results["t1-scratch"][0]["insseg"]["init"] == "scratch"
+    # Table 2: the same experiments of its four methods, which ran the instance stages too
+    table2 = (project / "reports/table2.md").read_text()
+    rows2 = [line for line in table2.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
+    assert [r.split(" | ")[:3] for r in rows2] == [["| Scratch", "t1-scratch", "1"], ["| CSC", "t1-csc", "1"],
+                                                   ["| CLIP only", "t1-clip-only", "1"], ["| Ours", "t1-ours", "1"]]
+    assert all(re.fullmatch(r"\d+\.\d", r.split(" | ")[5].split()[0]) for r in rows2)  # mAP@0.5 is defined
