@@ -56,20 +56,6 @@ def parse_paths(names) -> argparse.Namespace:
 SPLIT_KEYS = ("val_miou_200", "val_miou_head", "val_miou_common", "val_miou_tail")
 
 
-def start_weights(params: dict, section: str, pretrained: str) -> str | None:
-    """The weights a fine-tuning stage (``section``: finetune or insseg) starts from: ``<section>.weights``
-    or the pretrain stage's model (``pretrained``), or None from scratch (``<section>.init``)."""
-    from lgseg.errors import LgsegError
-
-    init, weights = params[section]["init"], params[section]["weights"]
-    if init not in ("pretrained", "scratch"):
-        raise LgsegError(f"params.yaml: {section}.init must be 'pretrained' or 'scratch', not {init!r}")
-    if init == "scratch" and weights:
-        raise LgsegError(f"params.yaml: {section}.weights is {weights!r} but {section}.init is 'scratch'; "
-                         f"set {section}.init: pretrained to start from those weights, or empty {section}.weights")
-    return (weights or pretrained) if init == "pretrained" else None
-
-
 def write_final_metrics(path: str, result: dict, kind: str) -> None:
     """The training stage's headline numbers as its DVC metrics file (``kind``: pretrain, finetune or
     insseg).

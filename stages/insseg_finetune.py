@@ -1,23 +1,12 @@
 """insseg-finetune: the instance task (paper Table 2): semantic logits and offsets towards each object's
 centre, from the pretrained backbone or from scratch."""
 
-from common import run, start_weights, write_final_metrics
-
-from lgseg.config import training_config
-
-# set in dvc.yaml; ``pretrained``: the pretrain stage's model, the start unless insseg.weights names another
-PATHS = ("processed", "text", "stats", "instances", "pretrained", "checkpoint", "model", "curve", "val-curve",
-         "metrics")
+from common import run
+from fine_tuning import PATHS, fine_tune
 
 
 def main(params: dict, tracker, args) -> None:
-    from lgseg.engine.launch import TrainPaths, run_training  # torch: after the params check
-
-    paths = TrainPaths(processed=args.processed, checkpoint=args.checkpoint, model=args.model, curve=args.curve,
-                       val_curve=args.val_curve, embeddings=args.text, stats=args.stats, instances=args.instances,
-                       init=start_weights(params, "insseg", args.pretrained))
-    run_training("insseg", training_config(params, "insseg"), paths, tracker=tracker,
-                 write_outputs=lambda result: write_final_metrics(args.metrics, result, "insseg"))
+    fine_tune(params, tracker, args, section="insseg", kind="insseg")
 
 
 if __name__ == "__main__":

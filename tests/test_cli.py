@@ -135,6 +135,37 @@ def test_render_and_export_ply_of_a_prediction(pipeline, capsys):
     assert "5 labels for a mesh of" in capsys.readouterr().err and not (pipeline / "y.png").exists()
 
 
+def test_render_and_export_ply_by_predicted_instance(pipeline, capsys):
+    """--instances colours each predicted instance (from an instance prediction folder) in one colour."""
+    from plyfile import PlyData
+
+    from lgseg.evaluation.instance_files import write_instance_prediction
+    from lgseg.render import instance_colors
+    from lgseg.scene_io import load_scene, read_array, scene_dir
+
+    gt = pipeline / "gt_instance"
+    assert main(["export-gt", "--task", "instance", "--raw", str(pipeline / "raw"), "--out", str(gt)]) == 0
+    scene = sorted(gt.glob("*.txt"))[0].stem
+    instance = read_array(scene_dir(pipeline / "processed", scene), "instance", scene)
+    ids = [i for i in np.unique(instance) if i >= 0][:3]
+    masks = np.stack([instance == i for i in ids])
+    pred = pipeline / "pred_instance"
+    pred.mkdir()
+    (pred / "pred_mask").mkdir()
+    write_instance_prediction(pred, scene, masks, np.full(len(ids), 2), np.array([0.9, 0.8, 0.7]))
+    common = ["--scene", scene, "--processed", str(pipeline / "processed"), "--instances", str(pred)]
+    assert main(["render", *common, "--out", str(pipeline / "inst.png")]) == 0
+    assert (pipeline / "inst.png").stat().st_size > 50_000 and f"inst.png" in capsys.readouterr().out
+    assert main(["export-ply", *common, "--raw", str(pipeline / "raw"), "--out", str(pipeline / "inst.ply")]) == 0
+    v = PlyData.read(pipeline / "inst.ply")["vertex"].data
+    rgb = np.stack([v["red"], v["green"], v["blue"]], 1)
+    expected = np.round(instance_colors(np.where(masks.any(0), np.argmax(masks, 0), -1)) * 255)
+    assert len(v) == len(load_scene(pipeline / "processed", scene)["coord"]) and (rgb == expected).all()
+    assert len({tuple(c) for c in rgb[masks.any(0)]}) == 3  # one colour per instance
+    assert main(["render", *common[:4], "--instances", str(pipeline / "nowhere"), "--out", str(pipeline / "n.png")]) == 1
+    assert "the instance prediction folder (--instances) does not exist" in capsys.readouterr().err
+
+
 def test_predict_help_says_what_the_authors_checkpoints_need(capsys):
     with pytest.raises(SystemExit) as e:
         main(["predict", "-h"])

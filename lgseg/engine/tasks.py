@@ -117,7 +117,8 @@ class InstanceTask:
     def loss(self, out: dict, target: dict) -> torch.Tensor:
         semantic = self.semantic_fn(out["logits"].float(), target["label"])
         offset = self.offset_fn.parts(out["offsets"].float(), target["offset"], target["instance"] >= 0)
-        self.parts = {"loss_semantic": semantic.item(), **{f"loss_{k}": v.item() for k, v in offset.items()}}
+        terms = {"loss_semantic": semantic, **{f"loss_{k}": v for k, v in offset.items()}}
+        self.parts = dict(zip(terms, torch.stack(list(terms.values())).detach().tolist()))  # one device sync
         return semantic + self.offset_fn.norm_weight * offset["offset_norm"] + \
             self.offset_fn.direction_weight * offset["offset_dir"]
 

@@ -3,6 +3,7 @@ stage checking the whole file before any work. Bad values and misspelled keys ar
 the key as params.yaml spells it, all of them at once, within seconds, never a traceback."""
 
 import copy
+import re
 import importlib.util
 import os
 import subprocess
@@ -77,6 +78,14 @@ BAD = [
     ({"evaluate__render": ["../../etc"]}, "evaluate.render: not ScanNet scene id(s) like scene0011_00: '../../etc'"),
     ({"train__amp": "yes"}, "train.amp: expected true or false, got 'yes'"),
     ({"loss": None}, "loss: expected a section of keys, got None"),
+    ({"pretrain__csc__temprature": 0.4}, "pretrain.csc.temprature: unknown key; did you mean pretrain.csc.temperature?"),
+    ({"pretrain__csc__partition": "octants"},
+     "pretrain.csc.partition: expected one of up_down, shape_context, got 'octants'"),
+    ({"pretrain__objective": "pointcontrast"},
+     "pretrain.objective: expected one of language, supcon, csc, got 'pointcontrast'"),
+    ({"insseg__cluster_radius": 0}, "insseg.cluster_radius: expected a number > 0, got 0"),
+    ({"insseg__cluster_score": "max"}, "insseg.cluster_score: expected one of median, mean, got 'max'"),
+    ({"insseg__cluster_radious": 0.05}, "insseg.cluster_radious: unknown key; did you mean insseg.cluster_radius?"),
 ]
 
 
@@ -262,3 +271,35 @@ def test_dvc_exp_run_with_a_bad_or_misspelled_key_fails_at_once(tmp_path):
     assert errors == ["download: error: params.yaml: pretrain.epochs: expected an integer >= 1, got 'abc'",
                       "download: error: params.yaml: pretrain.epoch: unknown key; did you mean pretrain.epochs?"]
     assert not (project / "data/raw").exists()  # no work was done
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """YAML anchors of ten aliases each, ``levels`` deep, under evaluate.render: 10**levels leaves."""
+    lines = ["  render:", "    - &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"    - &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_under_a_nested_key_is_one_line_in_milliseconds_not_minutes(tmp_path):
+    """A billion-leaf alias chain under evaluate.render made the check walk every leaf (minutes, GBs);
+    the expansion is measured on YAML's graph of shared nodes and refused before anything is built."""
+    text = (ROOT / "params.yaml").read_text()
+    head, _, tail = text.partition("  render: ")
+    path = tmp_path / "params.yaml"
+    path.write_text(head + _alias_bomb() + tail.split("\n", 1)[1])
+    r = subprocess.run([sys.executable, "-m", "lgseg.cli", "check-params", str(path)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1
+    (line,) = r.stdout.splitlines()
+    m = re.fullmatch(re.escape(f"{path}: its YAML aliases expand to ") + r"([\d,]+)" + re.escape(
+        " values, more than the 100,000 a params file can hold (an alias bomb?); write the values out instead of "
+        "aliasing"), line)
+    assert m and int(m.group(1).replace(",", "")) > 10**9, line
+
+
+def test_a_few_aliases_stay_legal(tmp_path):
+    from lgseg.params_schema import load_params_file
+
+    path = tmp_path / "p.yaml"
+    path.write_text("a: &x [1, 2]\nb: *x\n")
+    assert load_params_file(path) == {"a": [1, 2], "b": [1, 2]}
