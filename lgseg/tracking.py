@@ -38,7 +38,7 @@ from pathlib import Path
 log = logging.getLogger("lgseg.tracking")
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
-# the tag holding the group's name: the README documents it as the filter for one DVC experiment
+# the tag holding the group's name: docs/tracking.md documents it as the filter for one DVC experiment
 GROUP_TAG = "dvc.exp_name"
 # the numbers a researcher compares first, logged on the parent run again under HEADLINE_PREFIX: the
 # underscore sorts before every stage's lower-case name, in the UI's lists and charts alike
@@ -47,7 +47,7 @@ HEADLINE = {"evaluate": ("all.miou", "head.miou", "common.miou", "tail.miou", "a
 HEADLINE_PREFIX = "_headline/"
 # the per-experiment choice of MLflow's UI between its GenAI and model-training views (the UI itself
 # sets it from the experiment page's kind selector); 3.17's UI, with its sidebar switch on, follows
-# that switch instead (see the README)
+# that switch instead (see docs/tracking.md)
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 # a SQLite store's artifacts, beside the database: the folder `mlflow ui` serves mlflow-artifacts:/ from
 ARTIFACTS_DIR = "mlartifacts"

@@ -13,7 +13,7 @@ Design choices that matter downstream:
   ``nyu40class`` / ``mpcat40`` columns carry it), which fixes a shape family, a size range, a
   colour family (one hue, dark to light) and an accent colour for parts; within the category a
   class differs by its proportions, its parts and its shade.  So semantically related names look
-  related, as in real rooms: a modelling assumption of the demo (README, "The demo world").
+  related, as in real rooms: a modelling assumption of the demo (docs/data.md, "The synthetic demo world").
 * Every split is learnable at the demo's budget (``labels.allocate``, ``write.deal``): each train
   room is dealt ``objects["train"]`` objects; first ``train_min[s]`` guaranteed instances of every
   class of the head/common/tail split s (the demo: 10 / 10 / 5), then the rest drawn with
