@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 import torch
 
@@ -72,3 +73,29 @@ def test_instance_task_learns_its_offsets_when_overfitting(tiny_data, tiny_cfg, 
     r = run_training("insseg", tiny_cfg, train_paths(tiny_data, tmp_path, stats=tiny_data["stats"]), progress=False)
     norm = [h["loss_offset_norm"] for h in r["history"]]
     assert norm[-1] < 0.7 * norm[0], norm
+
+
+def test_predict_instances_from_the_cli_warns_of_a_radius_below_the_voxels(tiny_data, tiny_cfg, tmp_path, caplog):
+    """`lgseg predict --task instance` writes the benchmark's files; a radius under half the model's voxel
+    size (the mesh-vertex default 0.02 m on a 0.1 m model) is said to fragment instances, a radius of
+    1.5 voxels is not."""
+    from lgseg.cli import main
+    from lgseg.evaluation.instance_files import read_instance_prediction
+
+    tiny_cfg.update(epochs=1, offset_loss=OFFSET, instance_sampling={"enabled": False})
+    paths = train_paths(tiny_data, tmp_path / "ins", stats=tiny_data["stats"])
+    run_training("insseg", tiny_cfg, paths, progress=False)
+    common = ["predict", "--task", "instance", "--checkpoint", str(paths.model), "--data", str(tiny_data["processed"]),
+              "--split", "val", "--device", "cpu"]
+    with caplog.at_level("WARNING", logger="lgseg.engine.predict_instances"):
+        assert main([*common, "--out", str(tmp_path / "small")]) == 0
+    assert "clustering radius 0.02 m is below half the model's 0.1 m voxels" in caplog.text
+    assert "--radius 0.15" in caplog.text
+    scene = next((tmp_path / "small").glob("*.txt")).stem  # the files read back as the evaluation reads them
+    vertices = len(np.load(tiny_data["processed"] / "val" / scene / "coord.npy"))
+    pred = read_instance_prediction(tmp_path / "small", scene, vertices)
+    assert pred.masks.shape[1] == vertices and len(pred.label_ids) == len(pred.scores) == len(pred.masks)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lgseg.engine.predict_instances"):
+        assert main([*common, "--radius", "0.15", "--out", str(tmp_path / "wide")]) == 0
+    assert "clustering radius" not in caplog.text
