@@ -92,6 +92,19 @@ class Terminated(KeyboardInterrupt):
 _signalled: list[int] = []  # the signal that stopped the stage, if one did
 
 
+def _ignore(signum, frame) -> None:
+    pass
+
+
+def _kill_children() -> None:
+    """SIGKILL this process's data-loader workers (they only read): one forked while the stop's SIGTERM
+    was being sent, or one blocked flushing its queue to a parent that is gone, would outlive `dvc`."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+
+
 def _on_sigterm(main_pid: int):
     def handler(signum, frame):
         if os.getpid() != main_pid:  # a forked data-loader worker: die as the signal means
@@ -101,8 +114,10 @@ def _on_sigterm(main_pid: int):
         if not _signalled:  # once: a second SIGTERM must not interrupt the cleanup of the first
             _signalled.append(signum)
             # the data-loader workers got the signal too and die: torch's SIGCHLD handler would report
-            # each as an error (a traceback from the loader's __del__), where it is the stop we asked for
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            # each as an error (a traceback from the loader's __del__), where it is the stop we asked for.
+            # A no-op, not SIG_DFL: a SIGCHLD already caught but not yet handled would then be reported
+            # by Python as "Signal 17 ignored due to race condition", with a traceback
+            signal.signal(signal.SIGCHLD, _ignore)
             raise Terminated()
 
     return handler
@@ -159,6 +174,7 @@ def run(main, check_params: bool = True, paths=None) -> None:
             tracker.end(status)
             # every write was atomic and the interrupted one is gone: no interpreter teardown (seconds of
             # data-loader joins and module finalisers) that would outlive the `dvc` that SIGTERM stopped
+            _kill_children()
             logging.shutdown()
             sys.stderr.flush()
             sys.stdout.flush()

@@ -44,10 +44,11 @@ def _stop(p: subprocess.Popen) -> None:
     os.killpg(p.pid, signal.SIGTERM)
     p.wait(timeout=60)
     for _ in range(100):
-        if subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True).returncode != 0:
+        left = subprocess.run(["pgrep", "-a", "-g", str(p.pid)], capture_output=True, text=True)
+        if left.returncode != 0:
             return
         time.sleep(0.1)
-    pytest.fail("a process of the stopped `dvc repro` is still running 10 s after dvc exited")
+    pytest.fail(f"a process of the stopped `dvc repro` is still running 10 s after dvc exited:\n{left.stdout}")
 
 
 @pytest.mark.slow
