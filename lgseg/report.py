@@ -215,8 +215,7 @@ def _data_note(runs: list[dict]) -> str:
         return ("Ours: the demo profile on synthetic ScanNet-format scenes. **These are not ScanNet "
                 "numbers**: in the demo world semantically related classes look related by construction "
                 "(docs/data.md, \"The synthetic demo world\"), so they show what the method does under that "
-                "assumption at "
-                "a small budget, not its accuracy on real rooms.")
+                "assumption at a small budget, not its accuracy on real rooms.")
     if sources == {"scannet"}:
         return "Ours: ScanNet v2 val, per mesh vertex (the benchmark's convention)."
     return f"Ours: data sources {sorted(sources)}."

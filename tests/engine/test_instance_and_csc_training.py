@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 
-import numpy as np
 import pytest
 import torch
 
@@ -81,6 +80,7 @@ def test_predict_instances_from_the_cli_warns_of_a_radius_below_the_voxels(tiny_
     1.5 voxels is not."""
     from lgseg.cli import main
     from lgseg.evaluation.instance_files import read_instance_prediction
+    from lgseg.scene_io import load_scene
 
     tiny_cfg.update(epochs=1, offset_loss=OFFSET, instance_sampling={"enabled": False})
     paths = train_paths(tiny_data, tmp_path / "ins", stats=tiny_data["stats"])
@@ -92,7 +92,7 @@ def test_predict_instances_from_the_cli_warns_of_a_radius_below_the_voxels(tiny_
     assert "clustering radius 0.02 m is below half the model's 0.1 m voxels" in caplog.text
     assert "--radius 0.15" in caplog.text
     scene = next((tmp_path / "small").glob("*.txt")).stem  # the files read back as the evaluation reads them
-    vertices = len(np.load(tiny_data["processed"] / "val" / scene / "coord.npy"))
+    vertices = len(load_scene(tiny_data["processed"], scene)["coord"])
     pred = read_instance_prediction(tmp_path / "small", scene, vertices)
     assert pred.masks.shape[1] == vertices and len(pred.label_ids) == len(pred.scores) == len(pred.masks)
     caplog.clear()
