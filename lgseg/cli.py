@@ -56,6 +56,37 @@ def _input_file(path: Path, what: str, fix: str) -> Path:
     return path
 
 
+class _Number:
+    """argparse type of a numeric option: an int or a finite float within [lo, hi] (``above``: lo
+    itself excluded). Every numeric option has one, so a value out of range is argparse's one-line
+    usage error, never a traceback from deep inside (tests/test_cli.py walks the parser)."""
+
+    def __init__(self, kind: type, lo: float | None = None, hi: float | None = None, above: bool = False):
+        self.kind, self.lo, self.hi, self.above = kind, lo, hi, above
+        noun = "an integer" if kind is int else "a number"
+        low = "" if lo is None else f" {'>' if above else '>='} {lo:g}"
+        self.expect = noun + low if hi is None else f"{noun} in {'(' if above else '['}{lo:g}, {hi:g}]"
+        self.__name__ = self.expect  # argparse names the type by it
+
+    def __call__(self, text: str):
+        import math
+
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {self.expect}, got {text!r}") from None
+        if (isinstance(value, float) and not math.isfinite(value)) \
+                or (self.lo is not None and (value < self.lo or (self.above and value == self.lo))) \
+                or (self.hi is not None and value > self.hi):
+            raise argparse.ArgumentTypeError(f"expected {self.expect}, got {text!r}")
+        return value
+
+
+COUNT, POSITIVE_INT, SEED = _Number(int, 0), _Number(int, 1), _Number(int, 0, 2**32 - 1)
+WORKERS = _Number(int, 1, 256)
+METRES = _Number(float, 0, 100, above=True)
+
+
 def _voxel_size(text: str) -> float:
     """argparse type of --voxel-size: a finite size in metres a scan can be voxelized at."""
     from lgseg.data.voxelize import check_voxel_size  # numpy only
@@ -210,32 +241,33 @@ def _cluster_options(a: argparse.Namespace) -> dict:
 
 
 def _predict(a: argparse.Namespace) -> None:
-    data = _processed(a.data, "--data")  # before the model: loading it takes seconds
+    from lgseg.evaluation.folders import claim_predictions
+
+    # everything the command reads and writes is checked before torch loads: the model takes seconds
+    a.data = _processed(a.data, "--data")
     _input_file(a.checkpoint, "the model file (--checkpoint)",
                 "`dvc repro finetune` in the repo root writes models/finetune.pt; or pass the path of a model "
                 "file or of the authors' .ckpt")
-    from lgseg.engine.predict import load_classifier, predict_split, resolve_device
-
-    a.data = data
-    from lgseg.fileio import check_not_an_input
-
-    check_not_an_input(a.out, [a.checkpoint])  # the data: predict_split checks it
+    claim_predictions(a.out, a.data, a.split, a.task, a.force)
     if a.task == "instance":
         from lgseg.instances import ClusterConfig
 
         try:
-            cluster = ClusterConfig(**_cluster_options(a))  # before the model: loading it takes seconds
+            cluster = ClusterConfig(**_cluster_options(a))
         except ValueError as e:
             raise LgsegError(f"clustering options: {e}") from None
+    from lgseg.engine.predict import load_classifier, predict_split, resolve_device
+
     device = resolve_device(a.device)
     net, meta = load_classifier(a.checkpoint, device, backend=a.backend, model=a.model, voxel_size=a.voxel_size)
     if a.task == "instance":
         from lgseg.engine.predict_instances import predict_instance_split
 
-        scenes = predict_instance_split(net, a.data, a.split, meta["voxel_size"], a.out, cluster, device)
+        scenes = predict_instance_split(net, a.data, a.split, meta["voxel_size"], a.out, cluster, device,
+                                        force=a.force)
         what = "instance prediction"
     else:
-        scenes = predict_split(net, a.data, a.split, meta["voxel_size"], a.out, device)
+        scenes = predict_split(net, a.data, a.split, meta["voxel_size"], a.out, device, force=a.force)
         what = "prediction"
     print(f"wrote {len(scenes)} {a.split} {what} file(s) to {a.out} ({net.arch}, {net.backend} on {device}, "
           f"{meta['voxel_size']} m voxels)")
@@ -249,16 +281,6 @@ def _labels_to_show(a: argparse.Namespace) -> tuple[dict, object]:
     scene = load_scene(a.processed, a.scene)
     pred = load_prediction(a.pred, a.scene, len(scene["coord"])) if a.pred else None
     return scene, pred
-
-
-def _outputs_not_inputs(a: argparse.Namespace, *outputs: str) -> None:
-    """The picture / mesh outputs of a one-scene command overwrite none of its inputs."""
-    from lgseg.fileio import check_not_an_input
-
-    inputs = [getattr(a, k, None) for k in ("processed", "pred", "raw", "checkpoint")]
-    for option in outputs:
-        if getattr(a, option, None) is not None:
-            check_not_an_input(getattr(a, option), inputs, option=f"--{option}")
 
 
 def _instances_to_show(a: argparse.Namespace, num_vertices: int):
@@ -276,7 +298,6 @@ def _instances_to_show(a: argparse.Namespace, num_vertices: int):
 def _render(a: argparse.Namespace) -> None:
     from lgseg.render import render_instances, render_segmentation
 
-    _outputs_not_inputs(a, "out", "instances")
     if a.instances is not None:
         import numpy as np
 
@@ -304,7 +325,6 @@ def _export_ply(a: argparse.Namespace) -> None:
     from lgseg.export import write_colored_ply
     from lgseg.render import label_colors
 
-    _outputs_not_inputs(a, "out", "instances")
     scene, pred = _labels_to_show(a)
     instances = _instances_to_show(a, len(scene["coord"]))
     labels = pred if pred is not None else scene["gt"]
@@ -328,7 +348,6 @@ def _query(a: argparse.Namespace) -> None:
     # everything the command reads is checked before torch is imported and the model runs
     if not a.text.strip():
         raise LgsegError("--text is empty: give the words to look for, e.g. --text \"fire extinguisher\"")
-    _outputs_not_inputs(a, "out", "ply")
     a.processed = _processed(a.processed)
     scene = load_scene(a.processed, a.scene)
     faces = _faces(a.raw, a.scene, len(scene["coord"])) if a.ply and not a.points_only else None
@@ -409,9 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("synth", "generate synthetic scenes in ScanNet v2's raw layout (the demo's data)")
     s.add_argument("--out", type=Path, required=True,
                    help="folder to write: scans/, scans_test/, the labels tsv and the split lists")
-    s.add_argument("--scenes", type=int, default=40, help="how many scenes (split 70/20/10 into train/val/test)")
-    s.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same scenes")
-    s.add_argument("--workers", type=int, default=1, help="processes writing scenes in parallel")
+    s.add_argument("--scenes", type=_Number(int, 1, 10000), default=40, help="how many scenes (split 70/20/10 into train/val/test)")
+    s.add_argument("--seed", type=SEED, default=0, help="random seed: the same seed writes the same scenes")
+    s.add_argument("--workers", type=WORKERS, default=1, help="processes writing scenes in parallel")
     from lgseg.synthetic.size import OBJECTS, TRAIN_MIN, VAL_MIN  # no imports: every command builds this parser
 
     s.add_argument("--objects", type=_triple("--objects", ("train", "val", "test")), default=OBJECTS,
@@ -420,9 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train-min", type=_triple("--train-min", ("head", "common", "tail")), default=TRAIN_MIN,
                    metavar="HEAD,COMMON,TAIL", help="guaranteed train instances of every class of each class "
                    "split (data.synthetic.train_min)")
-    s.add_argument("--val-min", type=int, default=VAL_MIN, help="guaranteed val instances of every class "
+    s.add_argument("--val-min", type=COUNT, default=VAL_MIN, help="guaranteed val instances of every class "
                    "(data.synthetic.val_min)")
-    s.set_defaults(func=_synth)
+    s.set_defaults(func=_synth, reads=(), writes=("out",))
 
     s = command("preprocess", "raw ScanNet (scans/ + labels tsv), or a Pointcept-layout folder -> per-scene arrays")
     src = s.add_mutually_exclusive_group(required=True)
@@ -432,17 +451,17 @@ def build_parser() -> argparse.ArgumentParser:
                           "copied, with the stats.json lgseg needs")
     s.add_argument("--out", type=Path, required=True,
                    help="folder to write: <split>/<scene>/*.npy and stats.json (the pipeline's is data/processed)")
-    s.add_argument("--workers", type=int, default=1, help="processes preprocessing scenes in parallel")
+    s.add_argument("--workers", type=WORKERS, default=1, help="processes preprocessing scenes in parallel")
     s.add_argument("--keep-going", action="store_true", help="finish the other scenes when one fails")
-    s.add_argument("--annotated", type=float, default=1.0, metavar="FRACTION",
+    s.add_argument("--annotated", type=_Number(float, 0, 1, above=True), default=1.0, metavar="FRACTION",
                    help="keep the labels of this fraction of each train object's points (1: all)")
     s.add_argument("--annotation-rule", default="paper", choices=["paper", "reference"],
                    help="which points a limited annotation keeps: the paper's rule or the authors' code's")
-    s.add_argument("--seed", type=int, default=0, help="seed of the limited annotations")
+    s.add_argument("--seed", type=SEED, default=0, help="seed of the limited annotations")
     s.add_argument("--bank", type=Path, help="also export the instance bank here (e.g. data/instances)")
     s.add_argument("--bank-classes", default="tail",
                    help="classes of the instance bank: head, common, tail, all or comma-separated names")
-    s.set_defaults(func=_preprocess)
+    s.set_defaults(func=_preprocess, reads=("raw", "from_processed"), writes=("out", "bank"))
 
     task = argparse.ArgumentParser(add_help=False)  # the benchmark's two tasks
     task.add_argument("--task", default="semantic", choices=["semantic", "instance"],
@@ -457,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--processed", type=Path, metavar="DIR", help="or a preprocessed folder (<split>/<scene>/*.npy)")
     s.add_argument("--out", type=Path, required=True, help="folder to write <scene>.txt files to")
     s.add_argument("--split", default="val", choices=["train", "val"], help="which scenes")
-    s.set_defaults(func=_export_gt)
+    s.set_defaults(func=_export_gt, reads=("raw", "processed"), writes=("out",))
 
     s = command("evaluate", "score benchmark-format predictions against ground truth", parents=[task],
                 description="Score benchmark files. semantic: mIoU, precision and recall over head, common, tail "
@@ -467,9 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gt", type=Path, required=True, help="folder of <scene>.txt ground truth")
     s.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     s.add_argument("--per-class", type=Path, help="also write the per-class CSV here")
-    s.add_argument("--min-region", type=int, default=100, metavar="VERTICES",
+    s.add_argument("--min-region", type=COUNT, default=100, metavar="VERTICES",
                    help="instance: smallest ground-truth instance and prediction scored (the benchmark's 100)")
-    s.set_defaults(func=_evaluate)
+    s.set_defaults(func=_evaluate, reads=("pred", "gt"), writes=("out", "per_class"))
 
     s = command("predict", "benchmark files (<scene>.txt per scene) of a split from a model or checkpoint",
                 parents=[task],
@@ -493,18 +512,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="voxel size in metres of such a checkpoint (the authors': 0.02)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where the network runs (auto: the GPU if one is visible)")
+    s.add_argument("--force", action="store_true",
+                   help="replace <scene>.txt files in --out that lgseg did not mark as its predictions (by "
+                        "default refused: they may be ground truth from other scripts)")
     c = s.add_argument_group("clustering (--task instance; params.yaml's insseg.cluster_* in the pipeline)")
-    c.add_argument("--radius", type=float, default=0.02, metavar="M",
+    c.add_argument("--radius", type=METRES, default=0.02, metavar="M",
                    help="shifted vertices this close, of one predicted class, join one instance")
-    c.add_argument("--min-points", type=int, default=50, help="smaller connected components are dropped")
-    c.add_argument("--propose-points", type=int, default=250, help="an instance needs more vertices than this")
+    c.add_argument("--min-points", type=POSITIVE_INT, default=50, help="smaller connected components are dropped")
+    c.add_argument("--propose-points", type=COUNT, default=250, help="an instance needs more vertices than this")
     c.add_argument("--score", default="median", choices=["median", "mean"],
                    help="an instance's confidence: the median or mean of its class logit over its vertices")
-    c.add_argument("--score-threshold", type=float, help="drop instances below this confidence (default: keep all)")
+    c.add_argument("--score-threshold", type=_Number(float), help="drop instances below this confidence (default: keep all)")
     c.add_argument("--dual-set", action="store_true",
                    help="PointGroup's dual set: also cluster the original vertices, then NMS")
-    c.add_argument("--dual-radius", type=float, default=0.03, metavar="M", help="the original vertices' radius")
-    s.set_defaults(func=_predict)
+    c.add_argument("--dual-radius", type=METRES, default=0.03, metavar="M", help="the original vertices' radius")
+    s.set_defaults(func=_predict, reads=("checkpoint", "data"), writes=("out",))
 
     scene = argparse.ArgumentParser(add_help=False)  # what the commands that look at one scene share
     scene.add_argument("--scene", required=True, help="scene id, e.g. scene0011_00")
@@ -523,12 +545,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("render", "picture of a scene: ground truth, prediction and error (or instances), two views",
                 parents=[scene, pred])
     s.add_argument("--out", type=Path, required=True, metavar="PNG", help="picture to write")
-    s.set_defaults(func=_render)
+    s.set_defaults(func=_render, reads=("processed", "pred", "instances"), writes=("out",))
 
     s = command("export-ply", "the scene's mesh coloured by label (prediction, else ground truth) or by instance",
                 parents=[scene, pred, raw])
     s.add_argument("--out", type=Path, required=True, metavar="PLY", help="mesh to write")
-    s.set_defaults(func=_export_ply)
+    s.set_defaults(func=_export_ply, reads=("processed", "pred", "instances", "raw"), writes=("out",))
 
     s = command("query", "score every vertex of a scene against a text (language-grounded backbone)",
                 parents=[scene, raw])
@@ -540,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True, metavar="PNG", help="heat map picture to write")
     s.add_argument("--ply", type=Path, metavar="PLY",
                    help="also write the mesh coloured by the heat map (score as quality)")
-    s.set_defaults(func=_query)
+    s.set_defaults(func=_query, reads=("processed", "raw", "checkpoint", "clip_weights"), writes=("out", "ply"))
 
     s = command("download-clip", "download OpenAI's CLIP weights (needs internet) and check their SHA-256",
                 description="Download a CLIP model's published weights from the URL that the openai-clip "
@@ -553,32 +575,57 @@ def build_parser() -> argparse.ArgumentParser:
                    "ViT-L/14@336px")
     s.add_argument("--dir", type=Path, default=Path("~/.cache/clip"), metavar="DIR",
                    help="folder to write the weights to")
-    s.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+    s.add_argument("--timeout", type=_Number(float, 0, 3600, above=True), default=30.0, metavar="SECONDS",
                    help="seconds to wait for the server to answer")
-    s.set_defaults(func=_download_clip)
+    s.set_defaults(func=_download_clip, reads=(), writes=("dir",))
 
-    s = command("queue", "queue the DVC experiments of the paper's Table 1, Table 2 or Fig. 5",
+    s = command("queue", "queue the DVC experiments of the paper's Table 1, Table 2, Fig. 5 or Fig. 7",
                 description="Queue the DVC experiments of a table (dvc exp run --queue -n NAME -S ...), leaving "
                 "out those already run or queued. Every experiment runs the whole pipeline, so Table 2's rows "
                 "are Table 1's experiments of the same methods (t1-scratch, t1-csc, t1-clip-only, t1-ours).")
-    s.add_argument("which", choices=["table1", "table2", "fig5", "all"], help="which experiments")
+    s.add_argument("which", choices=["table1", "table2", "fig5", "fig7", "all"], help="which experiments")
     s.add_argument("--start", action="store_true", help="also start the queue (dvc queue start)")
-    s.add_argument("--seeds", type=int, default=None,
+    s.add_argument("--seeds", type=_Number(int, 1, 100), default=None,
                    help="queue each row N times, pretrain.seed and finetune.seed = 42, 43, ... (named <row>-s<seed>); "
                         "default: once, with params.yaml's seeds")
-    s.set_defaults(func=_queue)
+    s.set_defaults(func=_queue, reads=(), writes=())
 
-    s = command("report", "Table 1, Table 2 and Fig. 5 (Markdown + PNG) from the DVC experiments")
-    s.add_argument("--out", type=Path, default=Path("reports"), help="folder to write table1.*, table2.* and fig5.* to")
+    s = command("report", "Table 1, Table 2, Fig. 5 and Fig. 7 (Markdown + PNG) from the DVC experiments",
+                description="Write Table 1, Table 2, Fig. 5 and Fig. 7 (Markdown + PNG) from the DVC experiments "
+                "(`dvc exp show`) and from the runs an earlier report kept in the folder (runs.json: the "
+                "experiments themselves live in one clone's git refs and DVC cache).")
+    s.add_argument("--out", type=Path, default=Path("reports"),
+                   help="folder to write table1.*, table2.*, fig5.*, fig7.* and runs.json to")
     s.add_argument("--exp-json", type=Path, help="`dvc exp show --json` output to read instead of running it")
-    s.set_defaults(func=_report)
+    s.set_defaults(func=_report, reads=("exp_json",), writes=("out",))
 
     s = command("check-params", "check a params file (every key, type, range, choice) and list "
                 "every problem, one line each")
     s.add_argument("file", nargs="?", type=Path, default=Path("params.yaml"),
                    help="params.yaml or a profile such as profiles/paper.yaml")
-    s.set_defaults(func=_check_params)
+    s.set_defaults(func=_check_params, reads=("file",), writes=())
     return p
+
+
+def check_outputs(a: argparse.Namespace) -> None:
+    """No output of a command lies in, is or holds one of its inputs (``a.reads``: every option that
+    names something it reads), and no two of its outputs are one path (``a.writes``), before it
+    runs. The commands' own checks (products, marks) come on top."""
+    from lgseg.fileio import check_not_an_input, overlaps
+
+    inputs = [getattr(a, k) for k in a.reads]
+    outputs = [(k, getattr(a, k)) for k in a.writes if getattr(a, k) is not None]
+    for key, out in outputs:
+        check_not_an_input(out, inputs, option=_option(key))
+    for i, (key, out) in enumerate(outputs):
+        for other, path in outputs[i + 1:]:
+            if overlaps(Path(out), Path(path)):
+                raise LgsegError(f"{_option(key)} {out} and {_option(other)} {path} are one path (or one lies "
+                                 "inside the other): the second write would replace the first. Give each its own")
+
+
+def _option(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -586,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        check_outputs(args)
         args.func(args)
     except LgsegError as e:
         print(f"lgseg {args.command}: error: {e}", file=sys.stderr)

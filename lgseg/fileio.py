@@ -125,10 +125,18 @@ def _temp_prefix(final: Path) -> str:
     return f".{final.name}.tmp-"
 
 
+def _through_links(final: str | Path) -> Path:
+    """Where a write of ``final`` goes: an output that is a symlink (a folder linked to another disk)
+    is written at its target, which is replaced, the link left as it is."""
+    final = Path(final)
+    return Path(os.path.realpath(final)) if final.is_symlink() else final
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling directory; on success it replaces ``final``, on error it is removed."""
-    final = Path(final)
+    """Yield a temporary sibling directory; on success it replaces ``final`` (a link's target, see
+    ``_through_links``), on error it is removed."""
+    final = _through_links(final)
     with _write_errors_named(final):
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), dir=final.parent))
@@ -145,7 +153,8 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_file(final: str | Path, mode: str = "w") -> Iterator:
-    """Open a temporary sibling file for writing; it is renamed to ``final`` only on success."""
+    """Open a temporary sibling file for writing; it is renamed to ``final`` only on success (a file
+    that is a symlink is replaced by the new file, its target left alone: it may be a DVC cache's)."""
     final = Path(final)
     with _write_errors_named(final):
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +226,24 @@ def open_regular(path: str | Path, what: str, fix: str, limit: int | None = None
         raise
 
 
+def _in_dvc_cache(path: Path) -> bool:
+    parts = path.parts
+    return any(a == ".dvc" and b == "cache" for a, b in zip(parts, parts[1:]))
+
+
+def listed_file(folder: str | Path, name: str, what: str, scene: str | None = None) -> Path:
+    """``folder/name``, a file a command lists from a folder it was given (a benchmark folder's
+    ``<scene>.txt``), refused unread when it resolves outside that folder (a symlink out of it): the
+    command would read, and its error messages quote, a file the user never pointed it at. A link
+    into a DVC cache (``cache.type: symlink`` checkouts) is DVC's own and allowed."""
+    path = Path(folder) / name
+    root, target = Path(folder).resolve(), path.resolve()
+    if target != root and target.is_relative_to(root) or _in_dvc_cache(target):
+        return path
+    raise InputError(path, f"the {what} leads outside its folder {root} (to {target}): not read",
+                     "put the file itself in the folder (no links out of it)", scene=scene)
+
+
 def check_regular(path: str | Path, what: str, fix: str, limit: int | None = None, scene: str | None = None) -> None:
     """Raise InputError unless ``path`` is a readable regular file within ``limit`` (see open_regular)."""
     open_regular(path, what, fix, limit, scene).close()
@@ -250,7 +277,8 @@ def product_of(folder: str | Path) -> str | None:
         return None
 
 
-def _overlaps(a: Path, b: Path) -> bool:
+def overlaps(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` (links followed) are one path or one lies inside the other."""
     a, b = a.resolve(), b.resolve()
     return a == b or a in b.parents or b in a.parents
 
@@ -260,20 +288,25 @@ def check_not_an_input(out: str | Path, inputs, option: str = "--out") -> None:
     write would replace what the command reads (``inputs``: paths, None entries skipped)."""
     out = Path(out)
     for path in inputs:
-        if path is not None and _overlaps(out, Path(path)):
+        if path is not None and overlaps(out, Path(path)):
             relation = ("is" if out.resolve() == Path(path).resolve()
                         else "lies inside" if Path(path).resolve() in out.resolve().parents else "holds")
             raise InputError(out, f"{relation} {path}, an input of this command: writing there would overwrite "
                              "what the command reads", f"pass another {option}")
 
 
-def claim_folder(out: str | Path, product: str, inputs=(), option: str = "--out", looks_like=None) -> None:
+def claim_folder(out: str | Path, product: str, inputs=(), option: str = "--out", looks_like=None,
+                 owns=None) -> None:
     """Before writing ``product`` (a marked product: raw scans, processed scenes, ground truth) into the
     folder ``out``: refuse when it is or holds an input, when it holds another product (its mark),
     or when it holds files without a mark (lgseg did not write them). An empty folder, or one
     marked with the same product (an earlier run's), is fine; so is an unmarked one that
     ``looks_like(folder)`` recognises as the product (written before products were marked), where
-    the product has a shape of its own (ground truth has none: it reads like predictions)."""
+    the product has a shape of its own (ground truth has none: it reads like predictions).
+
+    ``owns(entry)``, for a product that replaces its folder as a whole: whether an entry of the
+    folder is one the product consists of. Any other entry (a user's notes beside an earlier
+    run's files) is refused even under a matching mark: the replacement would delete it."""
     out = Path(out)
     check_not_an_input(out, inputs, option)
     if out.exists() and not out.is_dir():
@@ -281,16 +314,23 @@ def claim_folder(out: str | Path, product: str, inputs=(), option: str = "--out"
     if not out.is_dir():
         return
     found = product_of(out)
-    if found == product:
-        return
-    if found is not None:
+    if found is not None and found != product:
         raise InputError(out, f"holds {found}, not {product}: writing there would replace it",
                          f"pass another {option}, or remove the folder first if it may go")
-    entries = sorted(p.name for p in out.iterdir())
-    if entries and not (looks_like is not None and looks_like(out)):
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        raise InputError(out, f"holds files lgseg did not write as {product} ({shown}): writing there would "
-                         "replace them", f"pass a new or empty {option} folder, or remove it first if it may go")
+    entries = sorted(out.iterdir())
+    if found is None and entries and not (looks_like is not None and looks_like(out)):
+        raise InputError(out, f"holds files lgseg did not write as {product} ({_listed(entries)}): writing there "
+                         "would replace them", f"pass a new or empty {option} folder, or remove it first if it may go")
+    foreign = [p for p in entries if owns is not None and p.name != PRODUCT_MARK and not owns(p)]
+    if foreign:
+        raise InputError(out, f"holds {product} and also entries it does not consist of ({_listed(foreign)}): "
+                         "writing it again replaces the folder and would delete them",
+                         f"move them out of the folder, or pass another {option}")
+
+
+def _listed(paths, limit: int = 3) -> str:
+    names = [p.name + ("/" if p.is_dir() else "") for p in paths]
+    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
 
 
 def claim_file(out: str | Path, what: str, inputs=(), ours=None, option: str = "--out") -> None:

@@ -49,13 +49,25 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _number_as_text(value: Any) -> str:
+    """A hint for a number YAML read as text: PyYAML (YAML 1.1) takes 1e-30 (no dot) for a string."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return f" (YAML reads {value} as text: write it with a dot, e.g. 1.0e-30, to make it a number)"
+
+
 def _expecting(expect: str):
     def wrap(value, handler):
         try:
             return handler(value)
         except ValidationError as e:
             own = [err["msg"] for err in e.errors() if err["type"] == "lgseg"]  # a precise inner message
-            raise _problem(own[0] if own else f"expected {expect}, got {_shown(value)}") from None
+            hint = _number_as_text(value) if "number" in expect or "integer" in expect else ""
+            raise _problem(own[0] if own else f"expected {expect}, got {_shown(value)}{hint}") from None
     wrap.expect = expect
     return wrap
 
@@ -136,9 +148,21 @@ def _not_pretraining_loss(kind):
     return kind
 
 
+# Texts are bounded: a params file is read by every stage, and no name, path or prompt is this long
+MAX_TEXT, MAX_PATH = 1000, 4096
+
+
+def _at_most(limit: int):
+    def check(text: str) -> str:
+        if len(text) > limit:
+            raise _problem(f"{len(text):,} characters, more than the {limit:,} any value of a params file needs")
+        return text
+    return AfterValidator(check)
+
+
 Flag = _checked(bool, "true or false")
-Text = _checked(str, "a text")
-PathText = _checked(str, "a path, or empty")
+Text = _checked(str, "a text", _at_most(MAX_TEXT))
+PathText = _checked(str, "a path, or empty", _at_most(MAX_PATH))
 Seed = _integer(0)
 Count = _integer(0)
 PositiveInt = _integer(1)
@@ -170,11 +194,12 @@ ElasticParams = _checked(list[list[float]], "a list of [granularity > 0, magnitu
 Blend = _checked(Union[float, None], "a number in [0, 1] or null (random)", Field(ge=0, le=1))
 Encoder = _choice("sentence", "clip")
 ClipModel = _choice(*CLIP_MODELS)
-Prompt = _checked(str, "a text holding exactly one {} (the class name)", AfterValidator(_one_placeholder))
+Prompt = _checked(str, "a text holding exactly one {} (the class name)", _at_most(MAX_TEXT),
+                  AfterValidator(_one_placeholder))
 Backend = _choice("minkowski", "spconv")
 Init = _choice("kaiming", "minkowski")
 Launcher = _checked(str, "a command such as python or torchrun --standalone --nproc_per_node=2",
-                    Field(min_length=1))
+                    Field(min_length=1), _at_most(MAX_TEXT))
 Device = _checked(Union[Literal["auto", "cpu", "cuda"], Annotated[str, Field(pattern=r"^cuda:\d+$")]],
                   "one of auto, cpu, cuda (or cuda:<index>)")
 Threads = _integer(0, "an integer >= 0 (0: torch's default)")
@@ -381,6 +406,13 @@ class Pretrain(_Training):
     contrastive: Contrastive
 
 
+class Features(_Section):
+    per_group: PositiveInt
+    seed: Seed
+    knn: PositiveInt
+    perplexity: Positive
+
+
 class Finetune(_Training):
     model: ModelName = ref("Res16UNet34D from pretraining, Res16UNet34C from scratch")
     init: FinetuneInit
@@ -441,6 +473,7 @@ class Params(_Section):
     model: ModelSection
     train: Train
     pretrain: Pretrain
+    features: Features
     finetune: Finetune
     loss: Loss
     instance_sampling: InstanceSampling
@@ -463,15 +496,46 @@ def params_problems(params: Any) -> list[str]:
 
 
 def _between_keys(params: dict) -> list[str]:
-    """Problems no key shows alone: a data.source whose folder key is empty."""
+    """Problems no key shows alone: a data.source whose folder key is empty, CSC's radii out of order
+    or more shape-context partitions than its int16 partition ids hold."""
+    problems = []
     data = params.get("data")
     root = data.get("processed_root") if isinstance(data, dict) else None
     if isinstance(root, str) and not root.strip() and data.get("source") == "processed":
-        return ["data.processed_root: empty, but data.source is 'processed'; expected the folder Pointcept's "
-                "ScanNet200 preprocessing wrote (train/, val/ of <scene>/coord.npy, ...)"]
-    return []
+        problems.append("data.processed_root: empty, but data.source is 'processed'; expected the folder "
+                        "Pointcept's ScanNet200 preprocessing wrote (train/, val/ of <scene>/coord.npy, ...)")
+    csc = _section(params, "pretrain", "csc")
+    inner, outer = csc.get("inner_radius"), csc.get("outer_radius")
+    if _real(inner) and _real(outer) and not inner < outer:
+        problems.append(f"pretrain.csc.inner_radius: {inner!r} is not below pretrain.csc.outer_radius ({outer!r}); "
+                        "expected inner_radius < outer_radius (metres: nearer points are no negatives, the outer "
+                        "radius separates the inner partitions from the outer ones)")
+    bins = csc.get("nbins_xy"), csc.get("nbins_zy")
+    if csc.get("partition") == "shape_context" and all(isinstance(b, int) and b >= 1 for b in bins) \
+            and 2 * bins[0] * bins[1] > MAX_CSC_PARTITIONS:
+        problems.append(f"pretrain.csc.nbins_xy, pretrain.csc.nbins_zy: 2 x {bins[0]} x {bins[1]} = "
+                        f"{2 * bins[0] * bins[1]} shape-context partitions, more than the {MAX_CSC_PARTITIONS} "
+                        "lgseg.losses.csc numbers (int16); expected 2 * nbins_xy * nbins_zy <= 32767")
+    return problems
 
 
+MAX_CSC_PARTITIONS = 32767  # lgseg.losses.csc keeps partition ids as int16
+
+
+def _section(params: dict, *keys: str) -> dict:
+    for key in keys:
+        params = params.get(key) if isinstance(params, dict) else None
+    return params if isinstance(params, dict) else {}
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# A params file is ~11 KB; it is refused beyond this size before YAML parses it (a 50 MB file of
+# comments took PyYAML's pure-Python parser minutes; libyaml's, used when PyYAML has it, 1/25 of that).
+MAX_PARAMS_BYTES = 256 * 1024
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # A params file holds a few hundred values. YAML aliases share one node, so a chain of ten
 # aliases of ten aliases ... holds billions of values in a few lines, which checking (or any walk
 # over the loaded data) would expand: more than this many is refused before anything is built.
@@ -486,18 +550,26 @@ def load_params_file(path: str | Path):
     """The YAML document of a params file, its alias expansion bounded; ParamsFileError (one line, no
     file name: the caller says which file) when it cannot be read, parsed or is an alias bomb."""
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as f:
+            data = f.read(MAX_PARAMS_BYTES + 1)
+        if len(data) > MAX_PARAMS_BYTES:
+            raise ParamsFileError(f"more than {MAX_PARAMS_BYTES // 1024} KiB, far more than a params file holds "
+                                  "(params.yaml is about 11 KiB); keep only the sections of params.yaml")
+        text = data.decode("utf-8")
     except OSError as e:
         raise ParamsFileError(f"cannot read: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
         raise ParamsFileError(f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        try:
+            node = yaml.compose(text, Loader=_LOADER)
+        except yaml.YAMLError:  # PyYAML's own parser again, for its (clearer) message
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
         size = _expanded_size(node, {}) if node is not None else 0
         if size > MAX_VALUES:
             raise ParamsFileError(f"its YAML aliases expand to {size:,} values, more than the {MAX_VALUES:,} a "
                                   "params file can hold (an alias bomb?); write the values out instead of aliasing")
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

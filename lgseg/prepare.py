@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lgseg.evaluation.benchmark import write_benchmark_file
-from lgseg.evaluation.ground_truth import SEMANTIC_GT
+from lgseg.evaluation.folders import SEMANTIC_GT, is_scene_file
 from lgseg.fileio import atomic_dir, claim_folder, mark_product
 from lgseg.scannet.constants import index_to_raw
 from lgseg.scannet.preprocess import PreprocessReport, import_processed, preprocess
@@ -36,8 +36,8 @@ def prepare(raw: str | Path, out: str | Path, *, workers: int = 1, keep_going: b
     """Preprocess every listed scene of ``raw`` into ``out``; with ``bank``, also export the instances
     of ``bank_classes`` (class indices) found in the train scenes there."""
     _claim(out, bank, raw)
+    _mark(out)
     report = preprocess(raw, out, workers=workers, keep_going=keep_going, annotation=annotation, progress=progress)
-    mark_product(out, PROCESSED)
     return Prepared(report, _bank(out, bank, bank_classes, progress))
 
 
@@ -48,9 +48,9 @@ def prepare_processed(src: str | Path, out: str | Path, *, workers: int = 1, kee
     int64 or int16 labels): its scenes checked and copied into ``out`` with the stats.json lgseg
     needs, limited annotations and the instance bank as ``prepare`` makes them."""
     _claim(out, bank, src)
+    _mark(out)
     report = import_processed(src, out, workers=workers, keep_going=keep_going, annotation=annotation,
                               progress=progress)
-    mark_product(out, PROCESSED)
     return Prepared(report, _bank(out, bank, bank_classes, progress))
 
 
@@ -63,6 +63,13 @@ def _claim(out, bank, source) -> None:
     if bank is not None:
         claim_folder(bank, BANK, inputs=[source, out], option="--bank",
                      looks_like=lambda d: (Path(d) / "meta.json").is_file())
+
+
+def _mark(out: str | Path) -> None:
+    """Mark ``out`` before the first scene is written (scenes appear one by one, stats.json last): a
+    run that fails midway leaves a folder its rerun accepts, not an unmarked one it refuses."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    mark_product(out, PROCESSED)
 
 
 def _bank(out: str | Path, bank: str | Path | None, classes: Sequence[int], progress: bool) -> dict | None:
@@ -81,7 +88,7 @@ def ground_truth_from_processed(processed: str | Path, out: str | Path, split: s
     replaced as a whole, and only if it holds nothing but earlier ground truth. Returns #scenes."""
     if split == "test":
         raise ValueError("test scenes have no public annotations; export train or val")
-    claim_folder(out, SEMANTIC_GT, inputs=[processed])
+    claim_folder(out, SEMANTIC_GT, inputs=[processed], owns=is_scene_file)
     folder = split_dir(processed, split)
     scenes = scene_folders(folder)
     with atomic_dir(out) as tmp:

@@ -79,6 +79,8 @@ CLIP_ONLY = {"pretrain.objective": "language", "finetune.init": "pretrained", "i
              "loss.type": "ce", "instance_sampling.enabled": False}
 # CSC: pretraining without labels or text (two views of each train scene), fine-tuned as "CLIP only" is
 CSC = {**CLIP_ONLY, "pretrain.objective": "csc"}
+# the paper's ablation behind Fig. 7: the language objective without its negative term, fine-tuned as Ours
+POSITIVES_ONLY = {**OURS, "pretrain.contrastive.neg_weight": 0.0}
 TABLE1 = (
     Row("t1-scratch", "Scratch", SCRATCH),
     Row("t1-ins-samp", "Ins. samp.", {**SCRATCH, "instance_sampling.enabled": True}),
@@ -86,6 +88,7 @@ TABLE1 = (
     # supervised contrastive pretraining on the same voxels, no text; fine-tuned as "CLIP only" is
     Row("t1-supcon", "SupCon", {**CLIP_ONLY, "pretrain.objective": "supcon"}),
     Row("t1-csc", "CSC", CSC),
+    Row("t1-pos-only", "Ours (positives only)", POSITIVES_ONLY),
     Row("t1-clip-only", "Ours (CLIP only)", CLIP_ONLY),
     Row("t1-ours", "Ours", OURS),
 )
@@ -100,7 +103,10 @@ FRACTIONS = (0.05, 0.1, 0.5)  # Fig. 5's limited settings; 100 % is Table 1's ro
 FIG5_METHODS = (("Scratch", SCRATCH, "t1-scratch"), ("CSC", CSC, "t1-csc"), ("Ours", OURS, "t1-ours"))
 FIG5 = tuple(Row(f"f5-{label.lower()}-{round(f * 100)}", label, {**o, "annotation.fraction": f})
              for label, o, _ in FIG5_METHODS for f in FRACTIONS)
-EXPERIMENTS = {"table1": TABLE1, "table2": TABLE2, "fig5": FIG5}
+# Fig. 7: the pretrained feature spaces of these Table 1 experiments (their feature-space stage)
+FIG7 = tuple(_T1[label] for label in ("CSC", "SupCon", "Ours (positives only)", "Ours"))
+FIG7_TITLES = {"CSC": "CSC", "SupCon": "SupCon", "Ours (positives only)": "Ours, positives only", "Ours": "Ours"}
+EXPERIMENTS = {"table1": TABLE1, "table2": TABLE2, "fig5": FIG5, "fig7": FIG7}
 
 BASE_SEED = 42  # params.yaml's pretrain.seed and finetune.seed
 SEED_KEYS = ("pretrain.seed", "finetune.seed", "insseg.seed")
@@ -255,13 +261,13 @@ def table1_markdown(results: dict) -> str:
     lines = ["# Table 1: ScanNet200 semantic segmentation, ours (paper)", "", head,
              "|---|---|" + "---|" * (len(METRICS) * len(SPLITS))]
     for row in TABLE1:
-        paper, mine = PAPER_TABLE1[row.label], runs[row.name]
+        paper, mine = PAPER_TABLE1.get(row.label), runs[row.name]
         cells = []
         for m in METRICS:
             for i, s in enumerate(SPLITS):
                 st = stat(mine, s, m)
                 mark = beyond_spread(st, stat(base, s, m)) if row.label != BASELINE else 0
-                cells.append(_cell(st, paper[m][i], mark))
+                cells.append(_cell(st, paper[m][i] if paper else None, mark))
         lines.append(f"| {row.label} | {_seeds_text(mine)} | " + " | ".join(cells) + " |")
     missing = [r.name for r in TABLE1 if not runs[r.name]]
     lines += ["", _data_note([r for rs in runs.values() for r in rs]),
@@ -277,6 +283,10 @@ def table1_markdown(results: dict) -> str:
               "CSC: Contrastive Scene Contexts pretraining without labels or text (`pretrain.objective=csc`), "
               "its two views two augmentations of one reconstructed scene (CSC paired RGB-D frames), "
               "fine-tuned like Ours (CLIP only).",
+              "Ours (positives only): the language objective without its negative term "
+              "(`pretrain.contrastive.neg_weight=0`), fine-tuned like Ours; the paper's ablation (Sec. 3.1: "
+              "negatives were \"necessary for effective 3D representation learning\"; Fig. 7), printed without "
+              "numbers there.",
               _comparison(runs)]
     if missing:
         lines.append(f"Not run yet: {', '.join(missing)} (`lgseg queue table1 --seeds 3 && dvc queue start`).")
@@ -411,8 +421,9 @@ def table1_png(results: dict, path: str | Path) -> None:
             pos = x - 0.4 + width * (j + 0.5)
             ax.bar(pos, mean, width, yerr=err, capsize=2, error_kw={"elinewidth": 0.8},
                    label=f"{row.label} (n={len(runs[row.name])})", color=f"C{j}")
-            ax.scatter(pos, PAPER_TABLE1[row.label][metric], marker="_", s=120, color="black", zorder=3,
-                       label="paper" if j == 0 else None)
+            if row.label in PAPER_TABLE1:
+                ax.scatter(pos, PAPER_TABLE1[row.label][metric], marker="_", s=120, color="black", zorder=3,
+                           label="paper" if j == 0 else None)
             if row.label != BASELINE:
                 for p, st, s in zip(pos, stats, SPLITS, strict=True):
                     mark = beyond_spread(st, stat(base, s, metric))
@@ -451,21 +462,180 @@ def fig5_png(results: dict, path: str | Path) -> None:
     save_png(fig, path)
 
 
-def write_report(out: str | Path, exp_show: list) -> dict[str, Path]:
-    """Write Table 1, Table 2 and Fig. 5 (Markdown and PNG) into ``out``; returns the files."""
+# ---- Fig. 7: the pretrained feature spaces -----------------------------------------------------------
+
+FIG7_SCORES = (("all", "k-NN all"), ("head", "head"), ("common", "common"), ("tail", "tail"))
+
+
+def fig7_runs(results: dict) -> dict[str, list[dict]]:
+    """Each Fig. 7 row's runs that have feature-space scores, by the row's experiment name."""
+    return {row.name: [r for r in runs_of(results, row.name) if r.get("features")] for row in FIG7}
+
+
+def pictured_run(runs: list[dict]) -> dict | None:
+    """The run a Fig. 7 panel shows: the seed-42 one (params.yaml's), else the first by name."""
+    if not runs:
+        return None
+    return next((r for r in runs if _param(r.get("params") or {}, "pretrain.seed") == BASE_SEED),
+                sorted(runs, key=lambda r: r.get("name") or "")[0])
+
+
+def _feature_stat(runs: list[dict], key: str) -> Stat:
+    values = [((r["features"].get("knn_accuracy") or {}).get(key) if key in SPLITS
+               else r["features"].get(key)) for r in runs]
+    return Stat(tuple(float(v) for v in values if v is not None), len(runs))
+
+
+def fig7_markdown(results: dict) -> str:
+    runs = fig7_runs(results)
+    lines = ["# Fig. 7: the pretrained feature spaces (val voxels, t-SNE in fig7.png)", "",
+             "| Method | experiment | runs | pictured | " + " | ".join(t for _, t in FIG7_SCORES)
+             + " | silhouette |", "|---|---|---|---|" + "---|" * (len(FIG7_SCORES) + 1)]
+    for row in FIG7:
+        mine = runs[row.name]
+        shown = pictured_run(mine)
+        cells = [_format(_feature_stat(mine, key)) for key, _ in FIG7_SCORES]
+        sil = _feature_stat(mine, "silhouette")
+        sil_text = "–" if not sil.n else (f"{sil.mean:.3f}" if sil.n == 1 else f"{sil.mean:.3f} ± {sil.std:.3f}")
+        lines.append(f"| {row.label} | {row.name} | {_seeds_text(mine)} | {shown['name'] if shown else '–'} | "
+                     + " | ".join(cells) + f" | {sil_text} |")
+    all_runs = [r for rs in runs.values() for r in rs]
+    lines += ["", _data_note(all_runs),
+              "Every model is read on the same val voxels: `features.per_group` of each of head, common and "
+              "tail, spread evenly over the classes present, chosen from the labels alone (the feature-space "
+              "stage, `metrics/features.json`; how many voxels and classes: `metrics/features_counts.json`). k-NN "
+              "all / head / common / tail: leave-one-out `features.knn`-nearest-neighbour class accuracy of the "
+              "L2-normalised features (cosine), percent, mean ± sample std over the row's runs; chance is about "
+              "100 / the number of sampled classes. silhouette: scikit-learn's "
+              "mean silhouette, cosine distance, classes as clusters (1: tight and apart, 0: overlapping). The "
+              "picture (fig7.png) is one run's t-SNE per method; its distances are not the features'.",
+              "Paper: Rozenberszki et al., ECCV 2022, Fig. 7 (t-SNE of CSC, SupCon, positives only and the full "
+              "method; no numbers): \"our full language-grounded pre-training results in a more structured "
+              "feature representation space\"."]
+    missing = [r.name for r in FIG7 if not runs[r.name]]
+    if missing:
+        lines.append(f"Not run yet: {', '.join(missing)} (`lgseg queue fig7 --seeds 3 && dvc queue start`).")
+    return "\n".join(lines) + "\n"
+
+
+def fig7_png(results: dict, points: dict[str, list[tuple[float, float, int]]], path: str | Path) -> None:
+    """One t-SNE panel per Fig. 7 method (``points``: pictured run name -> (x, y, class) rows), points in
+    the class colours of lgseg's renders, the run's scores in the panel's title."""
+    import numpy as np
+
+    from lgseg.render import label_colors
+
+    runs = fig7_runs(results)
+    fig, axes = pyplot().subplots(1, len(FIG7), figsize=(4.2 * len(FIG7), 4.6))
+    for ax, row in zip(axes, FIG7, strict=True):
+        shown = pictured_run(runs[row.name])
+        rows = points.get(shown["name"]) if shown else None
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if not rows:
+            ax.set_title(f"{FIG7_TITLES[row.label]}\nnot run yet", fontsize=10)
+            continue
+        xy = np.array([(x, y) for x, y, _ in rows], dtype=float)
+        classes = np.array([c for _, _, c in rows])
+        ax.scatter(xy[:, 0], xy[:, 1], s=4, c=label_colors(classes), linewidths=0)
+        f = shown["features"]
+        sil = f.get("silhouette")
+        k = _param(shown.get("params") or {}, "features.knn") or "k"
+        ax.set_title(f"{FIG7_TITLES[row.label]} ({shown['name']})\n{k}-NN accuracy "
+                     f"{f['knn_accuracy']['all']:.1f} %, silhouette {'n/a' if sil is None else format(sil, '.3f')}",
+                     fontsize=10)
+    fig.suptitle("Fig. 7: t-SNE of pretrained val voxel features, coloured by class (the same voxels in every panel)")
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+FIG7_POINTS = "fig7_points.csv"  # the pictured runs' t-SNE points, kept beside the report
+
+
+def fig7_points(results: dict, saved: Path, cwd: str | Path = ".") -> dict[str, list[tuple[float, float, int]]]:
+    """The t-SNE points of every pictured Fig. 7 run: from its experiment's commit (``git show
+    <rev>:metrics/features_tsne.csv``), else from ``saved`` (an earlier report's points file), where
+    the run's commit is gone (another clone)."""
+    import csv
+    import io
+
+    kept: dict[str, list] = {}
+    if saved.is_file():
+        with open(saved, newline="") as f:
+            for rec in csv.DictReader(f):
+                kept.setdefault(rec["experiment"], []).append((float(rec["x"]), float(rec["y"]), int(rec["class"])))
+    out = {}
+    for rows in fig7_runs(results).values():
+        run = pictured_run(rows)
+        if run is None:
+            continue
+        text = _git_file(run.get("rev"), FEATURES_TSNE, cwd)
+        if text is not None:
+            out[run["name"]] = [(float(r["x"]), float(r["y"]), int(r["class"])) for r in csv.DictReader(io.StringIO(text))]
+        elif run["name"] in kept:
+            out[run["name"]] = kept[run["name"]]
+    return out
+
+
+def _write_points(path: Path, points: dict) -> None:
     from lgseg.fileio import atomic_file
 
+    with atomic_file(path) as f:
+        f.write("experiment,x,y,class\n")
+        for name in sorted(points):
+            f.writelines(f"{name},{x:.3f},{y:.3f},{c}\n" for x, y, c in points[name])
+
+
+# ---- the report as a whole ---------------------------------------------------------------------------
+
+RUNS_FILE = "runs.json"  # every run the report used, so that it can be written again from another clone
+
+
+def merged_results(live: dict, saved: Path) -> dict:
+    """``live`` (``experiment_results``) over the runs an earlier report kept in ``saved``: a name in both
+    counts once, its newest run (experiments live in one clone's git refs and DVC cache; the report's
+    own record of them travels with the repository)."""
+    import json
+
+    results = json.loads(saved.read_text()) if saved.is_file() else {}
+    for name, r in live.items():
+        if name not in results or str(r.get("timestamp") or "") >= str(results[name].get("timestamp") or ""):
+            results[name] = r
+    return results
+
+
+def _kept(r: dict) -> dict:
+    """What the report reads of a run: its metric files, the params it reads, when and where it ran."""
+    params = r.get("params") or {}
+    keep = {"data": ("source",), "annotation": ("fraction",), "pretrain": ("seed", "objective"),
+            "finetune": ("seed",), "insseg": ("seed",), "features": ("per_group", "knn")}
+    small = {sec: {k: params[sec][k] for k in keys if k in (params.get(sec) or {})} for sec, keys in keep.items()
+             if isinstance(params.get(sec), dict)}
+    return {k: v for k, v in {**r, "params": small}.items() if v is not None}
+
+
+def write_report(out: str | Path, exp_show: list, cwd: str | Path = ".") -> dict[str, Path]:
+    """Write Table 1, Table 2, Fig. 5 and Fig. 7 (Markdown and PNG) into ``out`` from the experiments of
+    ``exp_show`` and those an earlier report kept there (``runs.json``); returns the files."""
+    from lgseg.fileio import atomic_file, write_json
+
     out = Path(out)
-    results = experiment_results(exp_show)
+    results = merged_results(experiment_results(exp_show), out / RUNS_FILE)
     files = {"table1.md": table1_markdown(results), "table2.md": table2_markdown(results),
-             "fig5.md": fig5_markdown(results)}
+             "fig5.md": fig5_markdown(results), "fig7.md": fig7_markdown(results)}
     for name, text in files.items():
         with atomic_file(out / name) as f:
             f.write(text)
     table1_png(results, out / "table1.png")
     table2_png(results, out / "table2.png")
     fig5_png(results, out / "fig5.png")
-    return {n: out / n for n in ("table1.md", "table1.png", "table2.md", "table2.png", "fig5.md", "fig5.png")}
+    points = fig7_points(results, out / FIG7_POINTS, cwd)
+    fig7_png(results, points, out / "fig7.png")
+    _write_points(out / FIG7_POINTS, points)
+    write_json(out / RUNS_FILE, {name: _kept(r) for name, r in sorted(results.items())})
+    names = ("table1.md", "table1.png", "table2.md", "table2.png", "fig5.md", "fig5.png", "fig7.md", "fig7.png",
+             FIG7_POINTS, RUNS_FILE)
+    return {n: out / n for n in names}
 
 
 # ---- DVC: the one place in lgseg/ that speaks to it --------------------------------------------
@@ -473,6 +643,8 @@ def write_report(out: str | Path, exp_show: list) -> dict[str, Path]:
 # import it) and read its `exp show --json` output, which names the files below.
 EVALUATE_METRICS = "metrics/evaluate.json"  # the evaluate stage's metrics (dvc.yaml)
 INSSEG_METRICS = "metrics/insseg.json"  # the insseg-evaluate stage's
+FEATURES_METRICS = "metrics/features.json"  # the feature-space stage's, and its t-SNE points
+FEATURES_TSNE = "metrics/features_tsne.csv"
 PARAMS_FILE = "params.yaml"
 
 
@@ -513,6 +685,15 @@ def experiment_names(exp_show: list) -> set[str]:
     return names
 
 
+def _git_file(rev: str | None, path: str, cwd: str | Path = ".") -> str | None:
+    """``path`` as committed in ``rev`` (an experiment's commit, where DVC keeps its ``cache: false``
+    outputs), None when this clone has no such commit or file."""
+    if not rev or not re.fullmatch(r"[0-9a-f]{7,40}", rev):
+        return None
+    r = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=cwd, capture_output=True, text=True)
+    return r.stdout if r.returncode == 0 else None
+
+
 def exp_show_json(cwd: str | Path = ".") -> list:
     """Experiments of every commit: a table's rows may have been run from different baselines."""
     r = _dvc("exp", "show", "--json", "--all-commits", cwd=cwd)
@@ -537,7 +718,10 @@ def experiment_results(exp_show: list) -> dict[str, dict]:
                 stamp = str(data.get("timestamp") or "")
                 if name and metrics and not rev.get("error") and stamp >= when.get(name, ""):
                     params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {}
-                    insseg = ((data.get("metrics") or {}).get(INSSEG_METRICS) or {}).get("data")
-                    out[name] = {"metrics": metrics, "insseg": insseg, "params": params, "timestamp": stamp}
+                    files = data.get("metrics") or {}
+                    insseg = (files.get(INSSEG_METRICS) or {}).get("data")
+                    features = (files.get(FEATURES_METRICS) or {}).get("data")
+                    out[name] = {"name": name, "rev": rev.get("rev"), "metrics": metrics, "insseg": insseg,
+                                 "features": features, "params": params, "timestamp": stamp}
                     when[name] = stamp
     return out

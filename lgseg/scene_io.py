@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lgseg.errors import InputError
-from lgseg.fileio import atomic_dir, check_regular, open_regular
+from lgseg.fileio import atomic_dir, check_regular, listed_file, open_regular
 from lgseg.scannet.constants import IGNORE_INDEX, NUM_CLASSES, check_scene_id, raw_to_index
 from lgseg.scannet.layout import SPLIT_NAMES
 from lgseg.scannet.splits import scene_path
@@ -149,11 +149,11 @@ def load_prediction(pred_dir: str | Path, scene: str, num_vertices: int) -> np.n
     """Class indices (-1 for ids outside the 200) from ``pred_dir/<scene>.txt`` (benchmark format)."""
     from lgseg.evaluation.benchmark import read_benchmark_file  # evaluation's format; keeps this module low
 
-    path = Path(pred_dir) / f"{check_scene_id(scene)}.txt"
+    path = listed_file(pred_dir, f"{check_scene_id(scene)}.txt", "prediction file", scene=scene)
+    limit = _BYTES_PER_LABEL * num_vertices + 4096
     check_regular(path, "prediction file for this scene",
-                  "point --pred at a folder of <scene>.txt files (the evaluate stage writes predictions/)",
-                  _BYTES_PER_LABEL * num_vertices + 4096, scene)
-    pred = raw_to_index(read_benchmark_file(path, scene)).astype(np.int64)
+                  "point --pred at a folder of <scene>.txt files (the evaluate stage writes predictions/)", limit, scene)
+    pred = raw_to_index(read_benchmark_file(path, scene, limit=limit)).astype(np.int64)
     if len(pred) != num_vertices:
         raise InputError(path, f"{len(pred)} labels for a mesh of {num_vertices} vertices",
                          "predictions need one raw ScanNet id per mesh vertex, in mesh order", scene=scene)

@@ -348,3 +348,14 @@ def test_query_refuses_an_empty_text(text, pipeline, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "--text is empty" in err
     assert not (tmp_path / "q.png").exists()
+
+
+def test_predict_checks_its_out_before_it_imports_torch_or_loads_the_model(pipeline, tmp_path):
+    garbage = tmp_path / "m.pt"
+    garbage.write_bytes(b"not a model")
+    code = ("import sys; from lgseg.cli import main; rc = main(['predict', '--checkpoint', %r, '--data', %r, "
+            "'--out', %r]); print(rc, 'torch' in sys.modules)") % (str(garbage), str(pipeline / "processed"),
+                                                                    str(pipeline / "gt"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["1", "False"], r.stderr
+    assert "holds semantic ground truth: writing predictions there would replace it" in r.stderr

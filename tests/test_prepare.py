@@ -242,6 +242,7 @@ def test_ground_truth_is_raw_ids_of_the_200(pointcept, tmp_path):
     gt = read_benchmark_file(tmp_path / "gt/scene0002_00.txt")
     assert gt.tolist() == [1] * 6 + [VALID_CLASS_IDS[LAST]] * 3 + [0] * 3  # wall is raw id 1; ignore is 0
     shutil.copytree(tmp_path / "gt", tmp_path / "pred")  # evaluate refuses the ground-truth folder itself
+    (tmp_path / "pred" / ".lgseg-product").unlink()  # and a folder marked as ground truth
     conf, scenes = evaluate_dirs(tmp_path / "pred", tmp_path / "gt", progress=False)
     assert scenes == 1 and conf.sum() == 9 and np.trace(conf) == 9  # the 9 labelled vertices, all on the diagonal
 
@@ -330,3 +331,21 @@ def test_lgseg_preprocess_from_a_pointcept_folder(pointcept, tmp_path):
     stats = json.loads((out / "stats.json").read_text())
     assert stats["train_points"][I["chair"]] == 15 and stats["train_points"][I["floor"]] == 20
     assert sorted(p.name for p in (out / "val/scene0002_00").iterdir()) == sorted(f"{k}.npy" for k in ARRAYS)
+
+
+def test_a_failed_preprocess_leaves_a_folder_its_rerun_accepts(tiny_raw, tmp_path, capsys):
+    """A run that fails midway (a broken scene) used to leave an unmarked, half-filled --out that the rerun
+    refused as "files lgseg did not write"; it is marked from the start, so the rerun goes on."""
+    from lgseg.cli import main
+
+    mesh = tiny_raw / "scans" / "scene0001_00" / "scene0001_00_vh_clean_2.ply"
+    good = mesh.read_bytes()
+    mesh.write_bytes(b"ply\nformat garbage\n")
+    out = tmp_path / "processed"
+    argv = ["preprocess", "--raw", str(tiny_raw), "--out", str(out)]
+    assert main(argv) == 1  # the scenes before it are written, this one and stats.json are not
+    assert (out / "train" / "scene0000_00").is_dir() and not (out / "stats.json").exists()
+    mesh.write_bytes(good)
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    assert (out / "stats.json").is_file() and (out / "train" / "scene0001_00").is_dir()

@@ -6,6 +6,7 @@ import pytest
 from lgseg.errors import LgsegError
 from lgseg.report import (
     FIG5,
+    FIG7,
     PAPER_TABLE1,
     TABLE1,
     Stat,
@@ -44,8 +45,12 @@ def exp_show(results: dict, source="synthetic", stamp="2026-11-21T09:00:00", see
 
 
 def test_experiment_definitions_match_the_paper():
-    assert [r.label for r in TABLE1] == list(PAPER_TABLE1)  # the rows that need no other method's code
+    # the paper's rows, in its order, and its ablation behind Fig. 7 (printed without numbers)
+    assert [r.label for r in TABLE1 if r.label in PAPER_TABLE1] == list(PAPER_TABLE1)
+    assert [r.label for r in TABLE1 if r.label not in PAPER_TABLE1] == ["Ours (positives only)"]
     rows = {r.label: r.overrides for r in TABLE1}
+    assert rows["Ours (positives only)"] == {**rows["Ours"], "pretrain.contrastive.neg_weight": 0.0}
+    assert [r.label for r in FIG7] == ["CSC", "SupCon", "Ours (positives only)", "Ours"]
     assert rows["Scratch"] == {"finetune.init": "scratch", "insseg.init": "scratch", "loss.type": "ce",
                                "instance_sampling.enabled": False}
     assert rows["Ours (CLIP only)"]["finetune.init"] == "pretrained" and rows["Ours (CLIP only)"]["loss.type"] == "ce"
@@ -71,7 +76,7 @@ def test_results_and_table_cells():
     ins = next(line for line in md.splitlines() if line.startswith("| Ins. samp. |"))
     assert ins.split(" | ")[1:3] == ["0", "– (48.5)"]
     assert "| SupCon | 0 | – (48.5) | – (19.2) | – (10.3) | – (26.0) |" in md
-    assert "not ScanNet numbers" in md and "t1-ins-samp, t1-c-focal, t1-supcon, t1-csc, t1-clip-only" in md
+    assert "not ScanNet numbers" in md and "t1-ins-samp, t1-c-focal, t1-supcon, t1-csc, t1-pos-only, t1-clip-only" in md
     assert "| CSC | 0 | – (49.4) | – (19.5) | – (10.3) | – (26.4) |" in md
     assert "fewer than 2 runs on a side" in md and "▲" not in scratch
     assert "ScanNet v2 val" in table1_markdown(experiment_results(exp_show({"t1-ours": summary(1)}, "scannet")))
@@ -99,11 +104,12 @@ def test_write_report_files(tmp_path):
     results = {"t1-scratch": summary(10.0), "t1-ours": summary(12.5), "f5-ours-5": summary(3.0),
                "f5-scratch-50": summary(8.0)}
     files = write_report(tmp_path / "reports", exp_show(results))
-    assert sorted(files) == ["fig5.md", "fig5.png", "table1.md", "table1.png", "table2.md", "table2.png"]
+    assert sorted(files) == ["fig5.md", "fig5.png", "fig7.md", "fig7.png", "fig7_points.csv", "runs.json",
+                             "table1.md", "table1.png", "table2.md", "table2.png"]
     fig5 = files["fig5.md"].read_text()
     assert "| Ours | 5% | 1 | 3.0 |" in fig5 and "| Scratch | 100% | 1 | 10.0 |" in fig5
     assert "| Ours | 10% | 0 | – |" in fig5 and "Runs per point: one seed each" in fig5
-    for png in ("table1.png", "table2.png", "fig5.png"):
+    for png in ("table1.png", "table2.png", "fig5.png", "fig7.png"):
         image = mpimg.imread(files[png])
         assert image.shape[0] > 300 and image.std() > 0
 
@@ -219,3 +225,49 @@ def test_queue_leaves_out_experiments_that_ran_or_are_queued(monkeypatch):
     queued, present = report.queue("table2")
     assert queued == ["t1-csc", "t1-clip-only"] and present == ["t1-scratch", "t1-ours"]
     assert [c[c.index("-n") + 1] for c in calls] == ["t1-csc", "t1-clip-only"]
+
+
+def features(knn: float, silhouette: float) -> dict:
+    return {"knn_accuracy": {"all": knn, "head": knn + 1, "common": knn, "tail": knn - 1}, "silhouette": silhouette}
+
+
+def test_fig7_reads_the_feature_scores_and_points_and_the_report_keeps_them_for_another_clone(tmp_path):
+    import json
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "metrics").mkdir(parents=True)
+    (repo / "metrics/features_tsne.csv").write_text("x,y,class,name,split,scene\n0.5,1.0,0,wall,head,scene0001_00\n"
+                                                    "2.0,-1.0,7,table,head,scene0001_00\n")
+    for cmd in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "exp"]):
+        subprocess.run(["git", *cmd], cwd=repo, check=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+
+    def rev(name, seed, feats, commit="0" * 40):
+        params = {"data": {"source": "synthetic"}, "pretrain": {"seed": seed}, "finetune": {"seed": seed}}
+        return {"revs": [{"rev": commit, "name": name, "data": {"timestamp": f"2026-12-0{seed - 41}T00:00:00",
+                "params": {"params.yaml": {"data": params}},
+                "metrics": {"metrics/evaluate.json": {"data": summary(10.0)},
+                            "metrics/features.json": {"data": feats}}}}]}
+
+    show = [{"rev": "1" * 40, "name": "main", "data": {}, "experiments": [
+        rev("t1-csc-s42", 42, features(20.0, 0.05), sha), rev("t1-ours-s42", 42, features(60.0, 0.3)),
+        rev("t1-ours-s43", 43, features(70.0, 0.4))]}]
+    out = tmp_path / "reports"
+    files = write_report(out, show, cwd=repo)
+    md = files["fig7.md"].read_text()
+    assert "| CSC | t1-csc | 1 | t1-csc-s42 | 20.0 | 21.0 | 20.0 | 19.0 | 0.050 |" in md
+    assert "| Ours | t1-ours | 2 (42, 43) | t1-ours-s42 | 65.0 ± 7.1 | 66.0 ± 7.1 |" in md and "0.350 ± 0.071" in md
+    assert "| SupCon | t1-supcon | 0 | – |" in md and "Not run yet: t1-supcon, t1-pos-only" in md
+    # the pictured CSC run's points came from its commit; Ours' commit is not in this clone
+    assert files["fig7_points.csv"].read_text() == "experiment,x,y,class\nt1-csc-s42,0.500,1.000,0\n" \
+                                                    "t1-csc-s42,2.000,-1.000,7\n"
+    kept = json.loads(files["runs.json"].read_text())
+    assert set(kept) == {"t1-csc-s42", "t1-ours-s42", "t1-ours-s43"}
+    assert kept["t1-ours-s43"]["params"] == {"data": {"source": "synthetic"}, "pretrain": {"seed": 43},
+                                             "finetune": {"seed": 43}}
+    before = {n: files[n].read_text() for n in ("table1.md", "fig7.md", "fig7_points.csv")}
+    # another clone: no experiment, no commit; the report is the same from what it kept
+    again = write_report(out, [], cwd=tmp_path)
+    assert {n: again[n].read_text() for n in before} == before
+    assert mpimg.imread(again["fig7.png"]).std() > 0

@@ -21,7 +21,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch.utils.data import DataLoader, DistributedSampler
 
-from lgseg.config import pretrain_loss_cfg
+from lgseg.config import PRETRAIN_OBJECTIVES, pretrain_loss_cfg
 from lgseg.data import CollateFn, ScanNetDataset
 from lgseg.data.instance_sampling import InstanceSampler
 from lgseg.data.instances import InstanceBank
@@ -194,8 +194,11 @@ def build_task(kind: str, cfg: dict, emb, paths, holdout: list[int]):
     Fine-tuning: its loss (class counts from stats.json for class-balanced losses); the instance
     task adds the offset loss."""
     if kind == "pretrain":
-        loss = LOSSES.build(pretrain_loss_cfg(cfg))
         objective = cfg.get("objective", "language")
+        try:
+            loss = LOSSES.build(pretrain_loss_cfg(cfg))
+        except ValueError as e:  # a value check-params could not see: one line naming the section
+            raise LgsegError(f"params.yaml: pretrain.{PRETRAIN_OBJECTIVES[objective][0]}: {e}") from None
         if objective in ("supcon", "csc"):
             return (SupConPretrainTask if objective == "supcon" else CSCPretrainTask)(loss)
         return PretrainTask(loss, torch.from_numpy(emb), class_groups={"holdout": holdout} if holdout else None)

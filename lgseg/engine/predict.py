@@ -13,9 +13,10 @@ from lgseg.data import ScanNetDataset, collate
 from lgseg.engine.checkpoint import load_model, place
 from lgseg.errors import InputError, LgsegError
 from lgseg.evaluation.benchmark import evaluate_dirs, write_benchmark_file
+from lgseg.evaluation.folders import SEMANTIC_PRED, claim_predictions
 from lgseg.evaluation.metrics import write_metrics
 from lgseg.models.res16unet import semantic_logits
-from lgseg.fileio import atomic_dir, check_not_an_input, product_of
+from lgseg.fileio import atomic_dir, mark_product
 from lgseg.scannet.constants import index_to_raw
 from lgseg.scene_io import read_stats, stats_path
 
@@ -57,48 +58,24 @@ def voxel_outputs(net: torch.nn.Module, dataset: ScanNetDataset, device, progres
 
 
 def predict_split(net: torch.nn.Module, processed: str | Path, split: str, voxel_size: float, out_dir: str | Path,
-                  device: torch.device | str = "cpu", progress: bool = True) -> list[str]:
+                  device: torch.device | str = "cpu", progress: bool = True, force: bool = False) -> list[str]:
     """Write one benchmark file ``<scene>.txt`` (raw ScanNet id per mesh vertex) per scene of ``split``.
 
-    ``out_dir`` ends up holding exactly these files (for the test split: the submission), so a
-    folder holding anything else is refused rather than emptied; it appears only once complete.
-    Returns the scenes, sorted.
+    ``out_dir`` ends up holding exactly these files and the mark that says lgseg wrote them (for the
+    test split: the submission, its ``.txt`` files), so a folder holding anything else is refused
+    rather than emptied (``claim_predictions``); it appears only once complete. Returns the scenes,
+    sorted.
     """
     if getattr(net, "num_classes", None) is None:
         raise LgsegError(f"the {net.arch} has no classifier (a pretrained backbone): predict with a fine-tuned model")
+    claim_predictions(out_dir, processed, split, "semantic", force)
     net = place(net, device)
     dataset = ScanNetDataset(processed, split, voxel_size=voxel_size, train=False)
-    out_dir = Path(out_dir)
-    check_not_an_input(out_dir, [processed])
-    _check_out_dir(out_dir, dataset.scenes, split)
     with atomic_dir(out_dir) as tmp:
+        mark_product(tmp, SEMANTIC_PRED)
         for scene, pred in predict_vertices(net, dataset, lambda out: semantic_logits(out).argmax(1), device, progress):
             write_benchmark_file(tmp / f"{scene}.txt", index_to_raw(pred))
     return list(dataset.scenes)
-
-
-def _check_out_dir(out_dir: Path, scenes: list[str], split: str) -> None:
-    """Refuse a folder with entries other than this split's ``<scene>.txt`` (an earlier run's are replaced)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, "not a folder", "pass a folder for the <scene>.txt predictions")
-    if not out_dir.is_dir():
-        return
-    refuse_product(out_dir)
-    ours = {f"{s}.txt" for s in scenes}
-    others = sorted(p.name for p in out_dir.iterdir() if p.name not in ours or not p.is_file())
-    if others:
-        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-        raise InputError(out_dir, f"holds entries other than the {split} split's predictions ({shown})",
-                         "pass a new or empty folder: it must end up holding exactly the split's predictions")
-
-
-def refuse_product(out_dir: Path) -> None:
-    """Prediction folders carry no mark (they are submissions): one that holds a marked product
-    (ground truth, processed scenes) is never written over."""
-    found = product_of(out_dir)
-    if found is not None:
-        raise InputError(out_dir, f"holds {found}: writing predictions there would replace it",
-                         "pass another --out for the predictions")
 
 
 def evaluate_model(model_path: Path, processed: Path, gt_dir: Path, pred_dir: Path, metrics_json: Path,

@@ -12,12 +12,13 @@ import torch
 
 from lgseg.data import ScanNetDataset
 from lgseg.engine.checkpoint import place
-from lgseg.engine.predict import load_classifier, refuse_product, resolve_device, voxel_outputs
-from lgseg.errors import InputError, LgsegError
+from lgseg.engine.predict import load_classifier, resolve_device, voxel_outputs
+from lgseg.errors import LgsegError
+from lgseg.evaluation.folders import INSTANCE_PRED, claim_predictions
 from lgseg.evaluation.instance_ap import evaluate_instance_dirs, write_instance_metrics
 from lgseg.evaluation.instance_files import PRED_MASK_DIR, write_instance_prediction
 from lgseg.evaluation.metrics import SegmentationMetrics
-from lgseg.fileio import atomic_dir, check_not_an_input
+from lgseg.fileio import atomic_dir, mark_product
 from lgseg.instances import ClusterConfig, cluster_instances
 from lgseg.models.res16unet import InstanceSegmentationNet
 from lgseg.scannet.constants import index_to_raw
@@ -27,23 +28,23 @@ log = logging.getLogger(__name__)
 
 def predict_instance_split(net: torch.nn.Module, processed: str | Path, split: str, voxel_size: float,
                            out_dir: str | Path, cluster: ClusterConfig, device: torch.device | str = "cpu",
-                           progress: bool = True, semantic: SegmentationMetrics | None = None) -> list[str]:
+                           progress: bool = True, semantic: SegmentationMetrics | None = None,
+                           force: bool = False) -> list[str]:
     """Write the instance benchmark's prediction files of every scene of ``split`` into ``out_dir``
     (``<scene>.txt`` listing ``pred_mask/<scene>_<k>.txt <raw id> <confidence>``): each mesh vertex takes
     its voxel's logits and offset, and the shifted vertices are clustered (``lgseg.instances``).
     ``out_dir`` ends up holding exactly these files (for test: the submission); it appears only once
-    complete. With ``semantic``, the semantic head's vertex predictions are scored into it too.
-    Returns the scenes, sorted."""
+    complete (``claim_predictions`` says which folders it may replace). With ``semantic``, the
+    semantic head's vertex predictions are scored into it too. Returns the scenes, sorted."""
     if not isinstance(net, InstanceSegmentationNet):
         raise LgsegError(f"the {net.arch} model has no offset head: predict instances with an instance model "
                          "(models/insseg.pt, from the insseg-finetune stage)")
     warn_if_radius_splits_voxels(cluster.radius, voxel_size)
+    claim_predictions(out_dir, processed, split, "instance", force)
     net = place(net, device)
     dataset = ScanNetDataset(processed, split, voxel_size=voxel_size, train=False)
-    out_dir = Path(out_dir)
-    check_not_an_input(out_dir, [processed])
-    _check_instance_out_dir(out_dir, dataset.scenes, split)
     with atomic_dir(out_dir) as tmp:
+        mark_product(tmp, INSTANCE_PRED)
         (tmp / PRED_MASK_DIR).mkdir()
         for scene, out, inverse in voxel_outputs(net, dataset, device, progress):
             logits, offsets = out["logits"].float().cpu().numpy(), out["offsets"].float().cpu().numpy()
@@ -53,27 +54,6 @@ def predict_instance_split(net: torch.nn.Module, processed: str | Path, split: s
             if semantic is not None:
                 semantic.update(arrays["label"], logits.argmax(1)[inverse], scenes=1)
     return list(dataset.scenes)
-
-
-def _check_instance_out_dir(out_dir: Path, scenes: list[str], split: str) -> None:
-    """Refuse a folder holding anything but an earlier instance prediction of this split
-    (``<scene>.txt`` files and the ``pred_mask/`` folder of their masks)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, "not a folder", "pass a folder for the instance predictions")
-    if not out_dir.is_dir():
-        return
-    refuse_product(out_dir)
-    entries = {p.name: p for p in out_dir.iterdir()}
-    ours = {f"{s}.txt" for s in scenes}
-    others = sorted(n for n, p in entries.items() if not ((n in ours and p.is_file())
-                                                         or (n == PRED_MASK_DIR and p.is_dir())))
-    if entries and PRED_MASK_DIR not in entries:
-        others = others or sorted(entries)[:3]
-    if others:
-        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-        raise InputError(out_dir, f"holds entries other than the {split} split's instance predictions ({shown})",
-                         "pass a new or empty folder: it must end up holding exactly the split's instance "
-                         "predictions")
 
 
 def evaluate_instance_model(model_path: Path, processed: Path, gt_dir: Path, pred_dir: Path, metrics_json: Path,

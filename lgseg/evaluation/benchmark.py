@@ -19,7 +19,8 @@ import numpy as np
 from tqdm import tqdm
 
 from lgseg.errors import InputError
-from lgseg.fileio import atomic_file, open_regular
+from lgseg.evaluation.folders import SEMANTIC_GT, SEMANTIC_PRED, check_folder_holds, entry_problem
+from lgseg.fileio import atomic_file, listed_file, open_regular
 from lgseg.scannet.constants import NUM_CLASSES, VALID_CLASS_IDS, raw_to_index
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,18 @@ log = logging.getLogger(__name__)
 FORMAT_FIX = "write one integer per line (raw ScanNet id, 0 = none of the 200), one line per mesh vertex"
 _INT_TOKEN = re.compile(rb"[+-]?[0-9]+")
 _INT64 = np.iinfo(np.int64)
+
+# Bounds on what one file may hold, so that a huge or endless file is refused before it is read.
+# ScanNet's _vh_clean_2 meshes have at most a few hundred thousand vertices; a benchmark line is one
+# integer and a line end (a ground-truth line at most 8 bytes, "1191999\n"; 32 allows spaces and CRLF).
+MAX_VERTICES = 4_000_000
+BYTES_PER_LINE = 32
+MAX_FILE_BYTES = MAX_VERTICES * BYTES_PER_LINE
+
+
+def lines_limit(num_vertices: int) -> int:
+    """The most bytes a benchmark file of ``num_vertices`` lines can take."""
+    return BYTES_PER_LINE * num_vertices + 4096
 
 
 def _parse_fast(data: bytes) -> np.ndarray | None:
@@ -106,19 +119,22 @@ def _parse_strict(path: Path, data: bytes, scene: str | None) -> np.ndarray:
     return np.array(values, dtype=np.int64)
 
 
-def read_benchmark_file(path: str | Path, scene: str | None = None) -> np.ndarray:
+def read_benchmark_file(path: str | Path, scene: str | None = None, limit: int = MAX_FILE_BYTES) -> np.ndarray:
     """Read a benchmark ``.txt`` file into an int64 array of raw ids (one per vertex).
 
     Exactly one integer per line (spaces around it tolerated), LF or CRLF line ends, the final one
     optional; anything else (a blank line, two numbers on a line, a non-integer) raises InputError
-    naming the file and line (and ``scene`` if given).
+    naming the file and line (and ``scene`` if given). A file larger than ``limit`` bytes (default:
+    what ``MAX_VERTICES`` lines take) is refused before it is read.
     """
     path = Path(path)
     fix = "write one raw ScanNet id per mesh vertex (lgseg predict)"
     if not path.exists():
         raise InputError(path, "cannot read benchmark file (no such file)", fix, scene=scene)
-    with open_regular(path, "benchmark file", fix, scene=scene) as f:  # a FIFO would block, /dev/zero never end
-        data = f.read()
+    with open_regular(path, "benchmark file", fix, limit=limit, scene=scene) as f:  # a FIFO would block
+        data = f.read(limit + 1)
+    if len(data) > limit:  # it grew while read
+        raise InputError(path, f"more than the {limit} bytes a benchmark file can hold", fix, scene=scene)
     values = _parse_fast(data)
     return values if values is not None else _parse_strict(path, data, scene)
 
@@ -179,25 +195,29 @@ def _listed_scenes(folder: Path) -> set[str]:
 
 
 def _check_files(pred_dir: Path, gt_dir: Path, scenes: list[str]) -> None:
-    """Fail before any parsing if a ground-truth or prediction file is missing, counting all missing,
-    or if a prediction file is its ground-truth file (a link or hard link to it)."""
+    """Fail before any parsing if a ground-truth or prediction file is missing (or not a regular file),
+    counting all of them, if one leads outside its folder, or if a prediction file is its
+    ground-truth file (a link or hard link to it)."""
     for kind, folder in (("ground truth", gt_dir), ("prediction", pred_dir)):
         if not folder.is_dir():
             raise InputError(folder, f"{kind} directory does not exist", "pass the folder of <scene>.txt files")
-        missing = [s for s in scenes if not (folder / f"{s}.txt").is_file()]
-        if missing:
-            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        bad = {s: k for s in scenes if (k := entry_problem(folder / f"{s}.txt")) is not None}
+        if bad:
+            first = next(iter(bad))
+            shown = ", ".join(list(bad)[:5]) + (", ..." if len(bad) > 5 else "")
             raise InputError(
-                folder / f"{missing[0]}.txt",
-                f"{kind} file missing; {len(missing)} of {len(scenes)} scene(s) have none ({shown})",
-                f"write one <scene>.txt per scene into {folder}",
-                scene=missing[0],
+                folder / f"{first}.txt",
+                f"{kind} file {bad[first]}; {len(bad)} of {len(scenes)} scene(s) have none ({shown})",
+                f"write one <scene>.txt file per scene into {folder}",
+                scene=first,
             )
     for scene in scenes:
         pred, gt = pred_dir / f"{scene}.txt", gt_dir / f"{scene}.txt"
         if os.path.samefile(pred, gt):
             raise InputError(pred, f"the prediction file is the ground-truth file {gt.resolve()}",
                              "write the predictions as files of their own (lgseg predict --out)", scene=scene)
+        for kind, folder in (("ground truth", gt_dir), ("prediction", pred_dir)):
+            listed_file(folder, f"{scene}.txt", f"{kind} file", scene=scene)
 
 
 # Lookup tables raw id -> class index, derived from raw_to_index once. Entry _N_RAW stands for every
@@ -243,6 +263,8 @@ def evaluate_dirs(pred_dir: str | Path, gt_dir: str | Path, scenes: Iterable[str
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     _check_folders(pred_dir, gt_dir)
+    check_folder_holds(gt_dir, SEMANTIC_GT, "--gt")
+    check_folder_holds(pred_dir, SEMANTIC_PRED, "--pred")
     scene_names = _scene_list(gt_dir, scenes)
     _check_files(pred_dir, gt_dir, scene_names)
     extra = sorted(_listed_scenes(pred_dir) - _listed_scenes(gt_dir))
@@ -253,7 +275,7 @@ def evaluate_dirs(pred_dir: str | Path, gt_dir: str | Path, scenes: Iterable[str
     for scene in tqdm(scene_names, desc="evaluate", unit="scene", disable=not progress):
         gt_path, pred_path = gt_dir / f"{scene}.txt", pred_dir / f"{scene}.txt"
         gt = read_benchmark_file(gt_path, scene=scene)
-        pred = read_benchmark_file(pred_path, scene=scene)
+        pred = read_benchmark_file(pred_path, scene=scene, limit=lines_limit(gt.size))
         if gt.size != pred.size:
             raise InputError(
                 pred_path,
@@ -263,4 +285,8 @@ def evaluate_dirs(pred_dir: str | Path, gt_dir: str | Path, scenes: Iterable[str
             )
         counts += _raw_pair_counts(gt, pred)
     conf = counts.reshape(NUM_CLASSES + 1, -1)[:NUM_CLASSES].copy()  # drop the ignored-gt row
+    if not conf.any():
+        raise InputError(gt_dir, f"no vertex of its {len(scene_names)} scene(s) is labelled with one of the 200 "
+                         "classes: nothing to score (instance ground truth, label * 1000 + instance, reads so)",
+                         "pass the semantic ground truth (lgseg export-gt)")
     return conf, len(scene_names)

@@ -10,16 +10,14 @@ from tqdm import tqdm
 
 from lgseg.errors import InputError
 from lgseg.evaluation.benchmark import write_benchmark_file
-from lgseg.evaluation.instance_files import INSTANCE_GT, encode_instance_gt, write_instance_gt
+from lgseg.evaluation.folders import INSTANCE_GT, SEMANTIC_GT, is_scene_file
+from lgseg.evaluation.instance_files import encode_instance_gt, write_instance_gt
 from lgseg.fileio import atomic_dir, claim_folder, mark_product
 from lgseg.scannet.constants import index_to_raw, raw_to_index
 from lgseg.scannet.labels import LabelTable, vertex_labels
 from lgseg.scannet.layout import LABELS_TSV, find_scene_dir, scene_file
 from lgseg.scannet.raw import read_scene
 from lgseg.scannet.splits import scene_splits
-
-
-SEMANTIC_GT = "semantic ground truth"  # the product mark of its folders (lgseg.fileio.claim_folder)
 
 
 def export_ground_truth(raw_dir: str | Path, out_dir: str | Path, split: str = "val",
@@ -29,7 +27,7 @@ def export_ground_truth(raw_dir: str | Path, out_dir: str | Path, split: str = "
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if split == "test":
         raise ValueError("test scenes have no public annotations; export train or val")
-    claim_folder(out_dir, SEMANTIC_GT, inputs=[raw_dir])
+    claim_folder(out_dir, SEMANTIC_GT, inputs=[raw_dir], owns=is_scene_file)
     table = LabelTable.read(raw_dir / LABELS_TSV)
     scenes = scene_splits(raw_dir)[split]
     with atomic_dir(out_dir) as tmp:
@@ -49,7 +47,7 @@ def export_instance_ground_truth(raw_dir: str | Path, out_dir: str | Path, split
     if split == "test":
         raise ValueError("test scenes have no public annotations; export train or val")
     raw_dir = Path(raw_dir)
-    claim_folder(out_dir, INSTANCE_GT, inputs=[raw_dir])
+    claim_folder(out_dir, INSTANCE_GT, inputs=[raw_dir], owns=is_scene_file)
     table = LabelTable.read(raw_dir / LABELS_TSV)
     scenes = scene_splits(raw_dir)[split]
     with atomic_dir(out_dir) as tmp:

@@ -45,8 +45,9 @@ import numpy as np
 from tqdm import tqdm
 
 from lgseg.errors import InputError
+from lgseg.evaluation.folders import INSTANCE_GT, INSTANCE_PRED, check_folder_holds, entry_problem
 from lgseg.evaluation.instance_files import InstancePrediction, read_instance_gt, read_instance_prediction
-from lgseg.fileio import atomic_file, write_json
+from lgseg.fileio import atomic_file, listed_file, write_json
 from lgseg.scannet.constants import (
     CLASS_NAMES,
     CLASS_SPLIT,
@@ -331,17 +332,22 @@ def _scenes_to_evaluate(pred_dir: Path, gt_dir: Path, scenes: Iterable[str] | No
     if pred_dir.resolve() == gt_dir.resolve():
         raise InputError(pred_dir, "the prediction folder is the ground-truth folder",
                          "pass the folder the instance predictions were written to")
+    check_folder_holds(gt_dir, INSTANCE_GT, "--gt")
+    check_folder_holds(pred_dir, INSTANCE_PRED, "--pred")
     gt_scenes = _listed_scenes(gt_dir)
     names = gt_scenes if scenes is None else [check_scene_id(s) for s in scenes]
     if not names:
         raise InputError(gt_dir, "no ground-truth <scene>.txt files to evaluate",
                          "export the instance ground truth into this folder or pass the right one")
     for kind, folder in (("ground-truth", gt_dir), ("prediction", pred_dir)):
-        missing = [s for s in names if not (folder / f"{s}.txt").is_file()]
-        if missing:
-            raise InputError(folder / f"{missing[0]}.txt", f"{kind} file missing; {len(missing)} of {len(names)} "
-                             f"scene(s) have none ({_shown(missing)})",
-                             f"write one <scene>.txt per scene into {folder}", scene=missing[0])
+        bad = {s: k for s in names if (k := entry_problem(folder / f"{s}.txt")) is not None}
+        if bad:
+            first = next(iter(bad))
+            raise InputError(folder / f"{first}.txt", f"{kind} file {bad[first]}; {len(bad)} of {len(names)} "
+                             f"scene(s) have none ({_shown(list(bad))})",
+                             f"write one <scene>.txt file per scene into {folder}", scene=first)
+        for scene in names:
+            listed_file(folder, f"{scene}.txt", f"{kind} file", scene=scene)
     extra = sorted(set(_listed_scenes(pred_dir)) - set(gt_scenes))
     if extra:
         log.warning("%s: %d prediction file(s) for scenes without ground truth in %s, not evaluated: %s",
@@ -361,10 +367,16 @@ def evaluate_instance_dirs(pred_dir: str | Path, gt_dir: str | Path, scenes: Ite
 
     def pairs() -> Iterator[tuple[np.ndarray, InstancePrediction]]:
         for scene in tqdm(names, desc="evaluate instances", unit="scene", disable=not progress):
-            gt = read_instance_gt(gt_dir / f"{scene}.txt", scene=scene)
-            yield gt, read_instance_prediction(pred_dir, scene, gt.size)
+            gt_file = gt_dir / f"{scene}.txt"
+            gt = read_instance_gt(gt_file, scene=scene)
+            yield gt, read_instance_prediction(pred_dir, scene, gt.size, against=f"the ground truth {gt_file} has {{n}} lines")
 
-    return evaluate_instances(pairs(), min_region_size)
+    result = evaluate_instances(pairs(), min_region_size)
+    if not result.gt_instances.any():
+        raise InputError(gt_dir, f"no instance of the 198 evaluated classes with at least {min_region_size} vertices "
+                         f"in its {len(names)} scene(s): nothing to score (semantic ground truth, a raw id per "
+                         "vertex, reads so)", "pass the instance ground truth (lgseg export-gt --task instance)")
+    return result
 
 
 def write_instance_metrics(result: InstanceResult, metrics_json: str | Path,

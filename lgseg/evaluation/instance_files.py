@@ -33,14 +33,14 @@ from tqdm import tqdm
 
 from lgseg.errors import InputError
 from lgseg.evaluation.benchmark import read_benchmark_file, write_benchmark_file
-from lgseg.fileio import atomic_dir, atomic_file, claim_folder, mark_product, open_regular
+from lgseg.evaluation.folders import INSTANCE_GT, PRED_MASK_DIR, is_scene_file
+from lgseg.fileio import atomic_dir, atomic_file, claim_folder, listed_file, mark_product, open_regular
 from lgseg.scannet.constants import VALID_CLASS_IDS, check_scene_id, index_to_raw, raw_to_index
 from lgseg.scannet.splits import scene_folders
 from lgseg.scene_io import PREPROCESS_FIX, array_path, read_array, split_dir
 
 LABEL_FACTOR = 1000  # ground truth = raw label id * 1000 + instance id
 MAX_INSTANCE_ID = LABEL_FACTOR - 1  # instance ids are 1..999 in that encoding
-PRED_MASK_DIR = "pred_mask"  # the subfolder lgseg (like ScanNet's export_instance_ids_for_eval) writes masks to
 
 LINE_FIX = "write one line per instance: <mask path> <raw label id> <confidence>, separated by single spaces"
 GT_FIX = "export the instance ground truth again: one label * 1000 + instance id per line, one line per mesh vertex"
@@ -49,6 +49,11 @@ MASK_FIX = "write one integer per line (1 = in the instance, 0 = not), one line 
 _LABEL = re.compile(r"[+-]?[0-9]+")
 _VALID_IDS = frozenset(VALID_CLASS_IDS)
 _MASK_BYTES_PER_VERTEX = 32  # a mask line is a digit and a line break: 32 bytes is generous
+# Instances per scene a prediction file may list. Methods submit tens to hundreds per scene (the
+# official evaluation scores every listed mask); the bound keeps the (instances x vertices) masks of
+# a scene within memory (5000 x 300k vertices: 1.5 GB) and refuses a runaway file before it is parsed.
+MAX_PREDICTED_INSTANCES = 5000
+_LINE_BYTES = 1024  # a summary line: a mask path, a label id, a confidence
 _NEWLINE, _ZERO = ord("\n"), ord("0")
 
 
@@ -82,14 +87,12 @@ def write_instance_gt(path: str | Path, values) -> None:
 
 
 def read_instance_gt(path: str | Path, scene: str | None = None) -> np.ndarray:
-    """Encoded ground truth of one scene (int64, one value per vertex)."""
+    """Encoded ground truth of one scene (int64, one value per vertex; the file size bounded as every
+    benchmark file's)."""
     try:
         return read_benchmark_file(path, scene=scene)
     except InputError as e:  # the semantic format's fix would mislead here
         raise InputError(path, e.problem, GT_FIX, scene=scene) from None
-
-
-INSTANCE_GT = "instance ground truth"  # the product mark of its folders (lgseg.fileio.claim_folder)
 
 
 def _check_test_split(split: str) -> None:
@@ -103,7 +106,7 @@ def instance_gt_from_processed(processed: str | Path, out_dir: str | Path, split
     segment200.npy and instance.npy; the folder is replaced as a whole, and only if it holds nothing
     but earlier instance ground truth. Returns #scenes."""
     _check_test_split(split)
-    claim_folder(out_dir, INSTANCE_GT, inputs=[processed])
+    claim_folder(out_dir, INSTANCE_GT, inputs=[processed], owns=is_scene_file)
     folder = split_dir(processed, split)
     scenes = scene_folders(folder)
     if not scenes:
@@ -267,44 +270,58 @@ def _mask_from_digits(data: bytes, num_vertices: int) -> np.ndarray | None:
 
 
 def _mask_from_text(path: Path, shown: Path, listed: str, data: bytes, num_vertices: int,
-                    scene: str) -> np.ndarray:
+                    scene: str, against: str) -> np.ndarray:
     """The general parser: any integers, one per line, non-zero = in the instance. Errors name the
     mask as listed (``shown``) and where it is listed (``listed``)."""
     try:  # the benchmark's reader: one integer per line, else it names the line
-        values = read_benchmark_file(path, scene=scene)
+        values = read_benchmark_file(path, scene=scene, limit=len(data))
     except InputError as e:
         raise InputError(shown, f"{e.problem}; a mask holds one integer per line ({listed})", MASK_FIX,
                          scene=scene) from None
     if values.size != num_vertices:
-        raise InputError(shown, f"{values.size} lines but the mesh has {num_vertices} vertices ({listed})", MASK_FIX,
-                         scene=scene)
+        raise InputError(shown, f"{values.size} lines but {against.format(n=num_vertices)} ({listed})"
+                         + (": both need one line per mesh vertex, so one of the two is not of this scene's mesh"
+                            if "{n} vertices" not in against else ""), MASK_FIX, scene=scene)
     return values != 0
 
 
-def _read_mask(txt: Path, line: _Line, num_vertices: int, scene: str) -> np.ndarray:
-    if not line.mask_path.exists():
-        raise InputError(txt, f"line {line.lineno}: mask file {line.mask_file!r} does not exist",
-                         "write the mask files the prediction file lists", scene=scene)
+def _read_mask(txt: Path, line: _Line, num_vertices: int, scene: str, against: str) -> np.ndarray:
     shown, listed = txt.parent / line.mask_file, f"listed on line {line.lineno} of {txt.name}"
     limit = _MASK_BYTES_PER_VERTEX * num_vertices + 4096
     with open_regular(line.mask_path, f"mask file {listed}", MASK_FIX, limit=limit, scene=scene) as f:
         data = f.read(limit + 1)
     mask = _mask_from_digits(data, num_vertices)
-    return mask if mask is not None else _mask_from_text(line.mask_path, shown, listed, data, num_vertices, scene)
+    return mask if mask is not None else _mask_from_text(line.mask_path, shown, listed, data, num_vertices, scene,
+                                                         against)
 
 
-def read_instance_prediction(folder: str | Path, scene: str, num_vertices: int) -> InstancePrediction:
+def read_instance_prediction(folder: str | Path, scene: str, num_vertices: int,
+                             against: str = "the mesh has {n} vertices") -> InstancePrediction:
     """Read ``folder/<scene>.txt`` and its masks (each ``num_vertices`` lines), checked; every problem
-    is one InputError naming the file and line."""
+    is one InputError naming the file and line. ``against`` says where ``num_vertices`` (``{n}``) comes
+    from in a length mismatch's message (the evaluation's: "the ground truth <file> has {n} lines").
+
+    Bounded before anything large is made: the summary's size and its lines (at most
+    ``MAX_PREDICTED_INSTANCES``) before it is parsed, every listed mask checked to exist before the
+    (instances x vertices) masks are allocated, each mask's size before it is read."""
     check_scene_id(scene)
     folder = Path(folder)
-    txt = folder / f"{scene}.txt"
-    with open_regular(txt, "instance prediction file", f"write {scene}.txt ({LINE_FIX})", scene=scene) as f:
-        data = f.read()
+    txt = listed_file(folder, f"{scene}.txt", "instance prediction file", scene=scene)
+    fix = f"write {scene}.txt ({LINE_FIX})"
+    limit = MAX_PREDICTED_INSTANCES * _LINE_BYTES
+    with open_regular(txt, "instance prediction file", fix, limit=limit, scene=scene) as f:
+        data = f.read(limit)  # open_regular refused a larger file
+    if (listed := len(data.splitlines())) > MAX_PREDICTED_INSTANCES:
+        raise InputError(txt, f"{listed} lines: at most {MAX_PREDICTED_INSTANCES} instances per scene are read",
+                         "keep each scene's most confident instances", scene=scene)
     lines = _parse_prediction_lines(txt, folder.resolve(), data, scene)
+    for line in lines:
+        if not line.mask_path.exists():
+            raise InputError(txt, f"line {line.lineno}: mask file {line.mask_file!r} does not exist",
+                             "write the mask files the prediction file lists", scene=scene)
     masks = np.zeros((len(lines), num_vertices), dtype=bool)
     for k, line in enumerate(lines):
-        masks[k] = _read_mask(txt, line, num_vertices, scene)
+        masks[k] = _read_mask(txt, line, num_vertices, scene, against)
     return InstancePrediction(
         masks=masks,
         label_ids=np.array([line.label_id for line in lines], dtype=np.int64),

@@ -2,8 +2,11 @@
 
 ``<raw>/scans/<scene>/`` (train and val scenes) or ``<raw>/scans_test/<scene>/`` (test scenes) holds
 ``<scene>_vh_clean_2.ply`` (mesh), ``<scene>_vh_clean_2.0.010000.segs.json`` (segment per vertex),
-``<scene>.aggregation.json`` (objects; annotated scenes only) and ``<scene>.txt`` (metadata);
-``<raw>/scannetv2-labels.combined.tsv`` maps raw categories to ids and
+``<scene>.aggregation.json`` (objects; annotated scenes only) and ``<scene>.txt`` (metadata), and where the RGB-D stream is there, ``<scene>.sens`` (its frames,
+``lgseg.frames.sens``) with ScanNet's 2D projections of the annotation,
+``<scene>_2d-label-filt.zip`` (``label-filt/<frame>.png``: 16-bit, the ScanNet label id of each
+pixel, 0 none) and ``<scene>_2d-instance-filt.zip`` (``instance-filt/<frame>.png``: 8-bit, the
+instance id, 0 none); ``<raw>/scannetv2-labels.combined.tsv`` maps raw categories to ids and
 ``<raw>/scannetv2_<split>.txt`` lists a split's scenes. The reader (``raw``), the linker (``link``),
 the split lists (``splits``), the synthetic generator and the tests build paths only from here.
 """
@@ -20,8 +23,13 @@ SCAN_DIRS = ("scans", "scans_test")
 LABELS_TSV = "scannetv2-labels.combined.tsv"
 
 _SCENE_FILES = {"mesh": "{scene}_vh_clean_2.ply", "segs": "{scene}_vh_clean_2.0.010000.segs.json",
-                "aggregation": "{scene}.aggregation.json", "meta": "{scene}.txt"}
-ANNOTATED_FILES = tuple(_SCENE_FILES)  # what a train or val scene has
+                "aggregation": "{scene}.aggregation.json", "meta": "{scene}.txt",
+                # the RGB-D stream and the annotation's 2D projections: optional (not every download has them)
+                "sens": "{scene}.sens", "label_images": "{scene}_2d-label-filt.zip",
+                "instance_images": "{scene}_2d-instance-filt.zip"}
+FRAME_FILES = ("sens", "label_images", "instance_images")  # what a scene with RGB-D frames adds
+LABEL_IMAGE_DIR, INSTANCE_IMAGE_DIR = "label-filt", "instance-filt"  # the folders inside those zips
+ANNOTATED_FILES = ("mesh", "segs", "aggregation", "meta")  # what a train or val scene has
 TEST_FILES = ("mesh", "meta")  # test scenes come without annotations
 
 
@@ -36,7 +44,8 @@ def scene_kinds(split: str) -> tuple[str, ...]:
 
 
 def scene_file_name(scene: str, kind: str) -> str:
-    """Name of one of a scene's files: kind in {"mesh", "segs", "aggregation", "meta"}."""
+    """Name of one of a scene's files: kind in {"mesh", "segs", "aggregation", "meta", "sens",
+    "label_images", "instance_images"}."""
     return _SCENE_FILES[kind].format(scene=scene)
 
 

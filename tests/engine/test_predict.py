@@ -35,13 +35,15 @@ def scenes_of(processed, split: str) -> list[str]:
 
 
 def read_dir(folder) -> dict[str, np.ndarray]:
-    return {p.stem: read_benchmark_file(p) for p in sorted(folder.iterdir())}
+    return {p.stem: read_benchmark_file(p) for p in sorted(folder.glob("*.txt"))}
 
 
 def test_predict_split_writes_every_vertex_of_every_scene(tiny_data, tmp_path):
     processed = tiny_data["processed"]
     scenes = predict_split(net(), processed, "val", 0.1, tmp_path / "val", progress=False)
-    assert scenes == scenes_of(processed, "val") and sorted(p.stem for p in (tmp_path / "val").iterdir()) == scenes
+    assert scenes == scenes_of(processed, "val") and sorted(p.stem for p in (tmp_path / "val").glob("*.txt")) == scenes
+    # besides the submission's files, only lgseg's hidden mark (the official scripts read *.txt alone)
+    assert sorted(p.name for p in (tmp_path / "val").iterdir() if p.suffix != ".txt") == [".lgseg-product"]
     for scene in scenes:
         n = len(np.load(processed / "val" / scene / "coord.npy"))
         assert len(read_benchmark_file(tmp_path / "val" / f"{scene}.txt")) == n
@@ -59,10 +61,24 @@ def test_out_folder_with_other_files_is_refused_and_kept(tiny_data, tmp_path):
 def test_an_earlier_run_of_the_split_is_replaced(tiny_data, tmp_path):
     (scene,) = scenes_of(tiny_data["processed"], "test")
     out = tmp_path / "sub"
-    out.mkdir()
+    predict_split(net(), tiny_data["processed"], "test", 0.1, out, progress=False)
     (out / f"{scene}.txt").write_text("1\n")
     predict_split(net(), tiny_data["processed"], "test", 0.1, out, progress=False)
-    assert len(read_benchmark_file(out / f"{scene}.txt")) > 1 and [p.name for p in out.iterdir()] == [f"{scene}.txt"]
+    assert len(read_benchmark_file(out / f"{scene}.txt")) > 1
+    assert sorted(p.name for p in out.iterdir()) == [".lgseg-product", f"{scene}.txt"]
+
+
+def test_unmarked_files_of_the_split_are_replaced_only_with_force(tiny_data, tmp_path):
+    """They read like predictions but may be ground truth from other scripts (issue 26, item 3)."""
+    (scene,) = scenes_of(tiny_data["processed"], "test")
+    out = tmp_path / "sub"
+    out.mkdir()
+    (out / f"{scene}.txt").write_text("1\n")
+    with pytest.raises(InputError, match="without lgseg's mark of semantic predictions"):
+        predict_split(net(), tiny_data["processed"], "test", 0.1, out, progress=False)
+    assert (out / f"{scene}.txt").read_text() == "1\n"
+    predict_split(net(), tiny_data["processed"], "test", 0.1, out, progress=False, force=True)
+    assert len(read_benchmark_file(out / f"{scene}.txt")) > 1
 
 
 def test_backbone_without_classifier_and_missing_split_are_errors(tiny_data, tmp_path):
@@ -113,7 +129,7 @@ def test_authors_finetuned_checkpoint_predicts_like_its_source_network(one_scene
         assert main(["predict", "--checkpoint", str(ckpt), "--data", str(one_scene_splits), "--split", split,
                      "--out", str(out), "--model", "Res16UNet34C", "--voxel-size", str(VOXEL), "--device", "cpu"]) == 0
         assert f"{split} prediction file(s) to {out} (Res16UNet34C, minkowski on cpu" in capsys.readouterr().out
-        assert sorted(p.name for p in out.iterdir()) == [f"{s}.txt" for s in scenes_of(one_scene_splits, split)]
+        assert sorted(p.name for p in out.glob("*.txt")) == [f"{s}.txt" for s in scenes_of(one_scene_splits, split)]
         dataset = ScanNetDataset(one_scene_splits, split, voxel_size=VOXEL)
         for scene, pred in predict_vertices(src, dataset, lambda o: o.argmax(1), progress=False):
             np.testing.assert_array_equal(read_benchmark_file(out / f"{scene}.txt"), index_to_raw(pred))
@@ -158,4 +174,4 @@ def test_evaluate_model_on_another_backend(tiny_data, tmp_path):
     m = evaluate_model(tmp_path / "finetune.pt", tiny_data["processed"], tmp_path / "gt", tmp_path / "pred",
                        tmp_path / "m.json", tmp_path / "pc.csv", device="cpu", progress=False, backend="spconv")
     assert m["scenes"] == 1 and m["points"] > 0
-    assert [p.stem for p in (tmp_path / "pred").iterdir()] == scenes_of(tiny_data["processed"], "val")
+    assert [p.stem for p in (tmp_path / "pred").glob("*.txt")] == scenes_of(tiny_data["processed"], "val")

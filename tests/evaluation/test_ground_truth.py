@@ -19,6 +19,7 @@ def test_export_gt_writes_raw_ids_per_vertex(tiny_raw, tmp_path):
 def test_gt_scored_against_itself_is_perfect(tiny_raw, tmp_path):
     export_ground_truth(tiny_raw, tmp_path / "gt", split="train", progress=False)
     shutil.copytree(tmp_path / "gt", tmp_path / "pred")  # a folder scored against itself is refused
+    (tmp_path / "pred" / ".lgseg-product").unlink()  # and so is one marked as ground truth
     conf, scenes = evaluate_dirs(tmp_path / "pred", tmp_path / "gt", progress=False)
     s = summarize(conf, scenes)
     assert scenes == 2 and s["points"] == 9

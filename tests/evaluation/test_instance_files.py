@@ -105,7 +105,7 @@ def test_export_replaces_the_folder_and_leaves_nothing_half_written(tiny_raw, tm
     prepare(tiny_raw, tmp_path / "processed", progress=False)
     out = tmp_path / "gt"
     instance_gt_from_processed(tmp_path / "processed", out, split="val", progress=False)
-    (out / "stale.txt").write_text("old\n")  # an earlier export's folder (its mark says so), a file gone stale
+    (out / "scene0099_00.txt").write_text("0\n")  # an earlier export's folder (its mark says so), a scene gone stale
     instance_gt_from_processed(tmp_path / "processed", out, split="train", progress=False)
     assert sorted(p.name for p in out.iterdir()) == [".lgseg-product", "scene0000_00.txt", "scene0001_00.txt"]
     # a broken second scene: the export fails naming it, the previous folder stays as it was

@@ -315,3 +315,27 @@ def test_one_match_per_view_a_voxel():
         assert sorted(kept[:, 0].tolist()) == [0, 1, 2]
         picked.add(int(kept[kept[:, 0] == 0, 1]))
     assert picked == {0, 1, 4}
+
+
+def test_one_match_per_scene_is_zero_and_warned(caplog):
+    """CSC's own code crashes on a scene with a single match; here its anchor has no negative, the
+    loss is exactly 0, and a batch of such scenes is warned of once (issue 26, item 11)."""
+    fa = torch.randn(2, 3, requires_grad=True)
+    matches = torch.tensor([[0, 0], [1, 1]])
+    coord, scene = torch.tensor([[0.0, 0, 0], [1.0, 0, 1]]), torch.tensor([0, 1])
+    loss_fn = CSCLoss()
+    with caplog.at_level("WARNING", logger="lgseg.losses.csc"):
+        assert loss_fn(fa, fa, matches, coord, scene).item() == 0.0
+        loss_fn(fa, fa, matches, coord, scene)
+    assert [r.message for r in caplog.records].count(
+        "CSC: every scene of a batch has a single matched voxel, so no anchor has a negative and the loss is exactly "
+        "0 (one-point scenes, or num_matches 1); such batches teach nothing") == 1
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lgseg.losses.csc"):
+        CSCLoss(num_matches=1)
+    assert "CSC with num_matches 1" in caplog.text and "loss is exactly 0" in caplog.text
+
+
+def test_too_many_shape_context_partitions_are_refused_when_built():
+    with pytest.raises(ValueError, match="2 \\* nbins_xy \\* nbins_zy must be <= 32767, got 40000"):
+        CSCLoss(partition="shape_context", nbins_xy=200, nbins_zy=100)

@@ -41,7 +41,7 @@ def test_built_losses_run():
 def test_bad_type_lists_allowed():
     with pytest.raises(ValueError) as e:
         build_loss({"type": "foo"})
-    assert str(e.value) == "loss.type must be one of ce, focal, cb_focal, contrastive, supcon, csc, offset, not 'foo'"
+    assert str(e.value) == "loss.type must be one of ce, focal, cb_focal, contrastive, supcon, csc, distill, offset, not 'foo'"
     with pytest.raises(ValueError, match="loss.type is missing"):
         build_loss({"gamma": 2})
 

@@ -35,6 +35,10 @@ def world(tmp_path_factory):
                                      "voxel_size": 0.1})
     assert main(["predict", "--checkpoint", str(d / "model.pt"), "--data", str(d / "processed"),
                  "--out", str(d / "pred"), "--device", "cpu"]) == 0
+    net = build_model({"name": "Res16UNet14S", "backend": "minkowski"}, feature_dim=None, num_classes=200, offsets=True)
+    save_model(d / "insseg.pt", net, {"kind": "insseg", "task": "instance", "feature_dim": net.feature_dim,
+                                      "model": {"name": "Res16UNet14S", "backend": "minkowski"}, "num_classes": 200,
+                                      "text": None, "voxel_size": 0.1})
     return d
 
 
@@ -56,7 +60,7 @@ def test_predict_over_ground_truth_is_refused(world, capsys):
 @pytest.mark.parametrize("into", ["pred", "processed", "gt_instance"])
 def test_export_gt_over_predictions_processed_scenes_or_other_ground_truth_is_refused(world, capsys, into):
     err = refused(capsys, ["export-gt", "--raw", str(world / "raw"), "--out", str(world / into)], world / into)
-    assert {"pred": "holds files lgseg did not write as semantic ground truth",
+    assert {"pred": "holds semantic predictions, not semantic ground truth",
             "processed": "holds processed scenes, not semantic ground truth",
             "gt_instance": "holds instance ground truth, not semantic ground truth"}[into] in err
 
@@ -101,11 +105,49 @@ def test_render_never_writes_into_its_inputs(world, capsys):
     assert "lies inside" in err
 
 
-def test_a_copied_ground_truth_folder_without_its_mark_is_still_no_prediction_folder(world, capsys, tmp_path):
-    """Ground truth and predictions read alike: only the mark tells them apart, so an unmarked folder of
-    <scene>.txt files is a prediction folder to predict (it replaces exactly those files)."""
+def test_a_ground_truth_folder_without_lgseg_mark_is_replaced_only_with_force(world, capsys, tmp_path):
+    """Ground truth from ScanNet's or Pointcept's scripts (or copied with ``cp gt/*.txt``) carries no mark
+    and reads like predictions: predict refuses it (it would score 100 afterwards), --force replaces it."""
     copy = tmp_path / "copy"
     shutil.copytree(world / "gt", copy)
     (copy / ".lgseg-product").unlink()
-    assert main(["predict", "--checkpoint", str(world / "model.pt"), "--data", str(world / "processed"),
-                 "--out", str(copy), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    argv = ["predict", "--checkpoint", str(world / "model.pt"), "--data", str(world / "processed"),
+            "--out", str(copy), "--device", "cpu"]
+    for task in ([], ["--task", "instance"]):
+        err = refused(capsys, argv + task, copy)
+        assert "without lgseg's mark of" in err and "--force" in err
+    assert main(argv + ["--force"]) == 0
+    assert (copy / ".lgseg-product").read_text().strip() == "semantic predictions"
+    assert main(argv) == 0  # now lgseg's own: replaced without --force
+
+
+@pytest.mark.parametrize("task", ["semantic", "instance"])
+@pytest.mark.parametrize("source", ["raw", "processed"])
+def test_export_gt_into_its_earlier_output_keeps_what_it_did_not_write(world, capsys, tmp_path, task, source):
+    out = tmp_path / "gt"
+    argv = ["export-gt", "--task", task, f"--{source}", str(world / source), "--out", str(out)]
+    assert main(argv) == 0
+    (out / "NOTES.md").write_text("my notes\n")
+    (out / "figures").mkdir()
+    (out / "figures" / "a.png").write_bytes(b"png")
+    capsys.readouterr()
+    err = refused(capsys, argv, out)
+    assert "also entries it does not consist of (NOTES.md, figures/)" in err
+    (out / "NOTES.md").unlink()
+    shutil.rmtree(out / "figures")
+    assert main(argv) == 0  # only its own files: replaced
+
+
+def test_predict_and_export_gt_write_through_an_output_folder_that_is_a_link(world, tmp_path, capsys):
+    """An output folder linked to another disk: the link's target is replaced, the link kept."""
+    argv = ["--data", str(world / "processed"), "--device", "cpu"]
+    for name, command in [("pred", ["predict", "--checkpoint", str(world / "model.pt"), *argv]),
+                          ("inst", ["predict", "--task", "instance", "--checkpoint", str(world / "insseg.pt"), *argv]),
+                          ("gt_inst", ["export-gt", "--task", "instance", "--raw", str(world / "raw")])]:
+        target, link = tmp_path / f"{name}_disk", tmp_path / name
+        assert main([*command, "--out", str(target)]) == 0  # an earlier output
+        link.symlink_to(target, target_is_directory=True)
+        assert main([*command, "--out", str(link)]) == 0, capsys.readouterr().err
+        assert link.is_symlink() and link.resolve() == target.resolve()
+        assert any(target.glob("scene*.txt"))

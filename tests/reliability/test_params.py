@@ -153,7 +153,7 @@ def test_the_schemas_choices_are_the_codes():
     assert MODEL_NAMES == MODELS.keys()
     assert CLIP_MODELS == tuple(CLIP_FILES)
     # pretraining's losses and the instance task's offset loss are no fine-tuning loss.type
-    assert set(FINETUNE_LOSSES) == set(LOSSES.keys()) - {"contrastive", "supcon", "csc", "offset"}
+    assert set(FINETUNE_LOSSES) == set(LOSSES.keys()) - {"contrastive", "supcon", "csc", "distill", "offset"}
 
     def choices(section, key):
         return set(typing.get_args(section.model_fields[key].annotation))
@@ -216,8 +216,8 @@ def test_check_params_on_a_missing_file_names_it_and_the_fix(tmp_path, capsys):
 
 @pytest.mark.parametrize("text, problem", [
     ("data: [1\n", "not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'"),
-    ("", "expected a mapping of sections (data, annotation, augment, text, model, train, pretrain, finetune, "
-         "loss, instance_sampling, insseg, evaluate, tracking), got None"),
+    ("", "expected a mapping of sections (data, annotation, augment, text, model, train, pretrain, features, "
+         "finetune, loss, instance_sampling, insseg, evaluate, tracking), got None"),
 ])
 def test_check_params_on_an_unreadable_file_is_one_line(tmp_path, capsys, text, problem):
     path = tmp_path / "params.yaml"
@@ -303,3 +303,84 @@ def test_a_few_aliases_stay_legal(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("a: &x [1, 2]\nb: *x\n")
     assert load_params_file(path) == {"a": [1, 2], "b": [1, 2]}
+
+
+# ---- issue 26: bounds on the file and its texts, cross-key rules, numbers YAML reads as text --------
+
+@pytest.mark.parametrize("padding", ["comments", "list"])
+def test_a_huge_params_file_is_refused_by_its_size_before_yaml_parses_it(tmp_path, padding):
+    """500,000 comment lines took check-params 106 s, a 7-million-item list more than 10 minutes."""
+    text = (ROOT / "params.yaml").read_text()
+    path = tmp_path / "params.yaml"
+    with open(path, "w") as f:
+        f.write(text)
+        if padding == "comments":
+            f.writelines("# padding\n" for _ in range(500_000))
+        else:
+            f.write("extra: [" + "1," * 7_000_000 + "1]\n")
+    start = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "lgseg.cli", "check-params", str(path)], capture_output=True,
+                       text=True, timeout=60)
+    assert time.monotonic() - start < 15  # the interpreter's start-up; the check itself takes milliseconds
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stdout.splitlines() == [f"{path}: more than 256 KiB, far more than a params file holds (params.yaml "
+                                     "is about 11 KiB); keep only the sections of params.yaml"]
+
+
+def test_a_params_file_just_under_the_bound_is_still_read(tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    pad = "# padding\n" * ((schema.MAX_PARAMS_BYTES - len(text.encode())) // 10)
+    assert schema.check_file(write_text(tmp_path / "params.yaml", text + pad)) == []
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("key", ["text__prompt", "tracking__experiment", "data__scannet_root"])
+def test_a_50_mb_text_value_is_refused_naming_its_key(key):
+    value = "{}" + "x" * 50_000_000 if key == "text__prompt" else "x" * 50_000_000
+    (problem,) = params_problems(with_(DEMO, **{key: value}))
+    limit = "4,096" if key == "data__scannet_root" else "1,000"
+    assert problem == (f"{key.replace('__', '.')}: {len(value):,} characters, more than the {limit} any value of a "
+                       "params file needs")
+
+
+@pytest.mark.parametrize("value", ["1e-30", "5e2"])
+def test_a_number_yaml_reads_as_text_says_how_to_write_it(value):
+    (problem,) = params_problems(with_(DEMO, pretrain__supcon__temperature=value))
+    assert problem == (f"pretrain.supcon.temperature: expected a number > 0, got {value!r} (YAML reads {value} as "
+                       "text: write it with a dot, e.g. 1.0e-30, to make it a number)")
+
+
+def test_yaml_itself_reads_1e_minus_30_as_text_and_1_0e_minus_30_as_a_number():
+    assert yaml.safe_load("t: 1e-30")["t"] == "1e-30" and yaml.safe_load("t: 1.0e-30")["t"] == 1e-30
+
+
+def test_csc_radii_out_of_order_are_a_params_problem():
+    assert params_problems(with_(DEMO, pretrain__csc__inner_radius=0.6, pretrain__csc__outer_radius=0.5)) == [
+        "pretrain.csc.inner_radius: 0.6 is not below pretrain.csc.outer_radius (0.5); expected inner_radius < "
+        "outer_radius (metres: nearer points are no negatives, the outer radius separates the inner partitions "
+        "from the outer ones)"]
+
+
+def test_csc_shape_context_bins_beyond_int16_are_a_params_problem():
+    changes = dict(pretrain__csc__partition="shape_context", pretrain__csc__nbins_xy=200, pretrain__csc__nbins_zy=100)
+    assert params_problems(with_(DEMO, **changes)) == [
+        "pretrain.csc.nbins_xy, pretrain.csc.nbins_zy: 2 x 200 x 100 = 40000 shape-context partitions, more than "
+        "the 32767 lgseg.losses.csc numbers (int16); expected 2 * nbins_xy * nbins_zy <= 32767"]
+    assert params_problems(with_(DEMO, pretrain__csc__nbins_xy=200, pretrain__csc__nbins_zy=100)) == []  # up_down
+
+
+def test_a_loss_builder_error_is_one_line_naming_the_section():
+    from lgseg.config import training_config
+    from lgseg.engine.launch import build_task
+    from lgseg.errors import LgsegError
+
+    cfg = training_config(with_(DEMO, pretrain__objective="csc", pretrain__csc__inner_radius=0.6,
+                                pretrain__csc__outer_radius=0.5), "pretrain")
+    with pytest.raises(LgsegError) as e:
+        build_task("pretrain", cfg, None, None, [])
+    assert str(e.value).startswith("params.yaml: pretrain.csc: loss type 'csc': outer_radius must be a number > "
+                                   "inner_radius") and "\n" not in str(e.value)

@@ -87,7 +87,7 @@ def search(url, exp_id, filt):
 def test_two_experiments_reach_the_mlflow_server(project, server):
     env = {**env_without_tracking(), "MLFLOW_TRACKING_URI": server}
     first = sh(["dvc", "exp", "run", "-n", "gamma1", "-S", "loss.gamma=1"], project, env=env)
-    assert first.stdout.count("Running stage") == 8
+    assert first.stdout.count("Running stage") == 9
     second = sh(["dvc", "exp", "run", "-n", "gamma3", "-S", "loss.gamma=3"], project, env=env)
     ran = {line.split("'")[1] for line in second.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"finetune", "evaluate", "insseg-finetune", "insseg-evaluate"}  # nothing upstream of the loss
@@ -190,11 +190,12 @@ def test_table1_queued_with_one_command_and_reported(project):
     table = (project / "reports/table1.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
     assert [r.split(" | ")[0][2:] for r in rows] == ["Scratch", "Ins. samp.", "C-Focal", "SupCon", "CSC",
-                                                     "Ours (CLIP only)", "Ours"]
+                                                     "Ours (positives only)", "Ours (CLIP only)", "Ours"]
     for row in rows:  # one run each (params.yaml's seeds), then 12 cells "ours (paper)"; ours is "–" only
         runs, *cells = row.rstrip(" |").split(" | ")[1:]  # where a score is undefined on the tiny set
+        paper = r"" if "positives only" in row else r" \(\d+\.\d\)"  # the paper prints no numbers for it
         assert runs == "1", row
-        assert len(cells) == 12 and all(re.fullmatch(r"(–|\d+\.\d) \(\d+\.\d\)", c) for c in cells), row
+        assert len(cells) == 12 and all(re.fullmatch(r"(–|\d+\.\d)" + paper, c) for c in cells), row
         assert re.fullmatch(r"\d+\.\d", cells[3].split()[0])  # mIoU over all classes is always defined
     assert "not ScanNet numbers" in table and (project / "reports/table1.png").stat().st_size > 10_000
     results = exp_table(project)
@@ -206,3 +207,12 @@ def test_table1_queued_with_one_command_and_reported(project):
     assert [r.split(" | ")[:3] for r in rows2] == [["| Scratch", "t1-scratch", "1"], ["| CSC", "t1-csc", "1"],
                                                    ["| CLIP only", "t1-clip-only", "1"], ["| Ours", "t1-ours", "1"]]
     assert all(re.fullmatch(r"\d+\.\d", r.split(" | ")[5].split()[0]) for r in rows2)  # mAP@0.5 is defined
+    # Fig. 7: the feature spaces of four of them, scored, and their t-SNE points read from each experiment's commit
+    fig7 = (project / "reports/fig7.md").read_text()
+    rows7 = [line.split(" | ") for line in fig7.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
+    assert [(r[1], r[2], r[3]) for r in rows7] == [("t1-csc", "1", "t1-csc"), ("t1-supcon", "1", "t1-supcon"),
+                                                   ("t1-pos-only", "1", "t1-pos-only"), ("t1-ours", "1", "t1-ours")]
+    assert all(re.fullmatch(r"\d+\.\d", r[4]) for r in rows7)  # k-NN accuracy of every pictured run
+    points = (project / "reports/fig7_points.csv").read_text().splitlines()[1:]
+    assert {p.split(",")[0] for p in points} == {"t1-csc", "t1-supcon", "t1-pos-only", "t1-ours"}
+    assert (project / "reports/fig7.png").stat().st_size > 10_000

@@ -28,6 +28,7 @@ HEADLINE = {
     "metrics/insseg_finetune.json": {"best_val_miou"},
     "metrics/insseg.json": {f"{split}.{m}" for split in ("all", "head", "common", "tail") for m in ("ap", "ap50", "ap25")}
                            | {"all.miou", "all.precision", "all.recall"},  # the last three: the semantic head's
+    "metrics/features.json": {f"knn_accuracy.{split}" for split in ("all", "head", "common", "tail")} | {"silhouette"},
 }
 
 
@@ -60,7 +61,8 @@ def test_dvc_yaml_declares_the_headline_files_as_metrics_and_the_bookkeeping_as_
     outs = {next(iter(o)): o[next(iter(o))] for s in stages.values() for o in s.get("outs", []) if isinstance(o, dict)}
     for path in ("metrics/preprocess.json", "metrics/evaluate_counts.json", "metrics/pretrain_curve.csv",
                  "metrics/pretrain_val.csv", "metrics/finetune_curve.csv", "metrics/finetune_val.csv",
-                 "metrics/insseg_curve.csv", "metrics/insseg_val.csv", "metrics/insseg_per_class.csv"):
+                 "metrics/insseg_curve.csv", "metrics/insseg_val.csv", "metrics/insseg_per_class.csv",
+                 "metrics/features_tsne.csv", "metrics/features_counts.json"):
         assert outs[path] == {"cache": False}, path  # versioned with git, beside the metrics, not one of them
 
 

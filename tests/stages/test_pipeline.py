@@ -18,8 +18,8 @@ from lgseg.evaluation.benchmark import read_benchmark_file
 from lgseg.plots import PER_CLASS_PNG
 from lgseg.scannet.constants import VALID_CLASS_IDS
 
-STAGES = ("download", "preprocess", "text-embed", "pretrain", "finetune", "evaluate", "insseg-finetune",
-          "insseg-evaluate")
+STAGES = ("download", "preprocess", "text-embed", "pretrain", "feature-space", "finetune", "evaluate",
+          "insseg-finetune", "insseg-evaluate")
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +129,7 @@ def test_a_param_invalidates_only_the_stages_that_read_it(project, key, value, s
 def test_ground_truth_through_the_pipeline_scores_100(project):
     gt, pred = project / "data/gt/val", project / "gt_as_pred"
     shutil.copytree(gt, pred)  # a folder scored against itself is refused
+    (pred / ".lgseg-product").unlink()  # and so is a folder marked as ground truth
     sh(["lgseg", "evaluate", "--pred", str(pred), "--gt", str(gt), "--out", str(project / "m.json")], project)
     assert json.loads((project / "m.json").read_text())["all"]["miou"] == 100.0
 
