@@ -23,7 +23,6 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 
@@ -32,6 +31,7 @@ from scipy.spatial import cKDTree  # noqa: E402
 
 from lgseg.instances import ClusterConfig, cluster_instances  # noqa: E402
 from lgseg.scannet.constants import IS_INSTANCE_CLASS, NAME_TO_INDEX, NUM_CLASSES  # noqa: E402
+from timing import one_core, timed  # noqa: E402  (benchmarks/timing.py)
 
 ROOM = np.array([8.0, 6.0, 2.6])  # metres
 SURFACE_DENSITY = 2500.0  # object surface points per m^2 (~2 cm spacing, as ScanNet mesh vertices)
@@ -89,38 +89,6 @@ def naive_pair_estimate(points: np.ndarray, radius: float, fraction: float = 0.1
             "estimated_pairs": int(round(n / fraction**2))}
 
 
-@contextlib.contextmanager
-def one_core():
-    """Pin this process to one CPU and BLAS/OpenMP pools to one thread, restoring both after."""
-    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    if cpus:
-        os.sched_setaffinity(0, {min(cpus)})
-    try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            limit = contextlib.nullcontext()
-        else:
-            limit = threadpool_limits(1)
-        with limit:
-            yield
-    finally:
-        if cpus:
-            os.sched_setaffinity(0, cpus)
-
-
-def _time(fn, repeats):
-    """(median wall seconds, median CPU seconds of this process, last result); on a shared machine
-    the CPU time is the steadier one (time spent waiting for the core is not in it)."""
-    wall, cpu, out = [], [], None
-    for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time()
-        out = fn()
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    return float(np.median(wall)), float(np.median(cpu)), out
-
-
 def bench_clustering(points: int = 150_000, repeats: int = 5) -> dict:
     """Seconds per scene (median of ``repeats``; wall and CPU) of cluster_instances on one core, in
     three settings (tight, loose, dual_set), with the naive pair-count estimates."""
@@ -131,7 +99,7 @@ def bench_clustering(points: int = 150_000, repeats: int = 5) -> dict:
             coord, offset, logits, label, inst = make_scene(points, noise)
             run_cfg = ClusterConfig.mesh_vertex(dual_set=dual)
             cluster_instances(coord, offset, logits, run_cfg)  # warm-up (page faults, imports)
-            seconds, cpu, props = _time(lambda: cluster_instances(coord, offset, logits, run_cfg), repeats)
+            seconds, cpu, props = timed(lambda: cluster_instances(coord, offset, logits, run_cfg), repeats)
             kept = IS_INSTANCE_CLASS[np.argmax(logits, axis=1)]
             row = {"offset_noise_m": noise, "seconds": seconds, "cpu_seconds": cpu, "proposals": len(props),
                    "objects": int(inst.max()) + 1, "kept_points": int(kept.sum())}

@@ -114,7 +114,7 @@ def _synth(a: argparse.Namespace) -> None:
     claim_folder(a.out, RAW_SCANS, looks_like=lambda d: (d / "scans").is_dir())
 
     summary = generate(a.out, num_scenes=a.scenes, seed=a.seed, workers=a.workers, objects=a.objects,
-                       train_min=a.train_min, val_min=a.val_min)
+                       train_min=a.train_min, val_min=a.val_min, frames=a.frames)
     print(f"wrote {a.scenes} synthetic ScanNet-format scenes to {a.out}: {summary['scenes']}")
 
 
@@ -295,9 +295,35 @@ def _instances_to_show(a: argparse.Namespace, num_vertices: int):
     return read_instance_prediction(a.instances, a.scene, num_vertices).vertex_instances()
 
 
+def _render_frame(a: argparse.Namespace) -> None:
+    from lgseg.render_frame import render_frame
+    from lgseg.scene_io import load_scene, scene_dir
+    from lgseg.text import load_embeddings
+
+    a.processed = _processed(a.processed)
+    folder = scene_dir(a.processed, a.scene)
+    split = folder.parent.name
+    frames_dir, lifted_dir = a.frames / split / a.scene, a.lifted / split / a.scene
+    for path, what, fix in ((frames_dir, "the scene's frame folder", "`dvc repro frames` exports it (--frames DIR)"),
+                            (lifted_dir, "the scene's lifted features", "`dvc repro lift` writes them (--lifted DIR)")):
+        if not path.is_dir():
+            raise _missing(path, what, fix)
+    teacher = None
+    if a.teacher.is_file():
+        from lgseg.teachers import build_teacher
+
+        teacher = build_teacher({"type": "lseg_demo"}, demo_weights=a.teacher)
+    anchors, _ = load_embeddings(a.text)
+    out = render_frame(frames_dir, a.frame, load_scene(a.processed, a.scene)["coord"], lifted_dir, anchors, a.out,
+                       teacher=teacher, title=f"{a.scene}, frame {a.frame}")
+    print(f"wrote {out}")
+
+
 def _render(a: argparse.Namespace) -> None:
     from lgseg.render import render_instances, render_segmentation
 
+    if a.frame is not None:
+        return _render_frame(a)
     if a.instances is not None:
         import numpy as np
 
@@ -393,6 +419,14 @@ def _download_clip(a: argparse.Namespace) -> None:
     print(f"{'wrote' if fetched else 'already there:'} {path} (SHA-256 checked)")
 
 
+def _download_weights(a: argparse.Namespace) -> None:
+    from lgseg.teachers.weights import download_weights
+
+    d = download_weights(a.name, a.dir, timeout=a.timeout, allow_unverified=a.no_checksum)
+    checked = "SHA-256 checked" if d.verified else "not verified: no SHA-256 is published for it"
+    print(f"{'wrote' if d.fetched else 'already there:'} {d.path} (SHA-256 {d.sha256}, {checked})")
+
+
 def _faces(raw: Path, scene: str, num_vertices: int):
     """The triangles of ``scene``'s mesh in ``raw``; an error naming the folder and the fix when the
     mesh cannot be read (a PLY without its faces is not what export-ply promises)."""
@@ -431,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scenes", type=_Number(int, 1, 10000), default=40, help="how many scenes (split 70/20/10 into train/val/test)")
     s.add_argument("--seed", type=SEED, default=0, help="random seed: the same seed writes the same scenes")
     s.add_argument("--workers", type=WORKERS, default=1, help="processes writing scenes in parallel")
-    from lgseg.synthetic.size import OBJECTS, TRAIN_MIN, VAL_MIN  # no imports: every command builds this parser
+    from lgseg.synthetic.size import FRAMES, OBJECTS, TRAIN_MIN, VAL_MIN  # no imports: every command builds this parser
 
     s.add_argument("--objects", type=_triple("--objects", ("train", "val", "test")), default=OBJECTS,
                    metavar="TRAIN,VAL,TEST", help="objects per room of each scene split (params.yaml's "
@@ -441,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "split (data.synthetic.train_min)")
     s.add_argument("--val-min", type=COUNT, default=VAL_MIN, help="guaranteed val instances of every class "
                    "(data.synthetic.val_min)")
+    s.add_argument("--frames", type=_Number(int, 0, 1000), default=FRAMES,
+                   help="RGB-D frames recorded per scene as <scene>.sens, with ScanNet's 2D label and instance "
+                   "images for train and val scenes; 0: none (data.synthetic.frames)")
     s.set_defaults(func=_synth, reads=(), writes=("out",))
 
     s = command("preprocess", "raw ScanNet (scans/ + labels tsv), or a Pointcept-layout folder -> per-scene arrays")
@@ -542,10 +579,20 @@ def build_parser() -> argparse.ArgumentParser:
     raw.add_argument("--points-only", action="store_true",
                      help="write the PLY's vertices without faces (no raw folder needed)")
 
-    s = command("render", "picture of a scene: ground truth, prediction and error (or instances), two views",
-                parents=[scene, pred])
+    s = command("render", "picture of a scene: ground truth, prediction and error (or instances), two views; "
+                "or one of its RGB-D frames with what the image side made of it (--frame)", parents=[scene, pred])
     s.add_argument("--out", type=Path, required=True, metavar="PNG", help="picture to write")
-    s.set_defaults(func=_render, reads=("processed", "pred", "instances"), writes=("out",))
+    f = s.add_argument_group("a frame (--frame): its colour, 2D labels, the teacher's readout and the lifted features")
+    f.add_argument("--frame", type=COUNT, metavar="INDEX", help="picture this frame of the scene instead")
+    f.add_argument("--frames", type=Path, default=Path("data/frames"), metavar="DIR",
+                   help="the frame folders (holding <split>/<scene>/)")
+    f.add_argument("--lifted", type=Path, default=Path("data/lifted"), metavar="DIR",
+                   help="the lifted features (holding <split>/<scene>/)")
+    f.add_argument("--text", type=Path, default=Path("data/text"), metavar="DIR", help="the text anchors")
+    f.add_argument("--teacher", type=Path, default=Path("models/teacher.pt"), metavar="FILE",
+                   help="the demo teacher, for its per-pixel readout (left out when there is no such file)")
+    s.set_defaults(func=_render, reads=("processed", "pred", "instances", "frames", "lifted", "text", "teacher"),
+                   writes=("out",))
 
     s = command("export-ply", "the scene's mesh coloured by label (prediction, else ground truth) or by instance",
                 parents=[scene, pred, raw])
@@ -579,11 +626,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to wait for the server to answer")
     s.set_defaults(func=_download_clip, reads=(), writes=("dir",))
 
+    s = command("download-weights", "download a 2D teacher's published weights (SAM, DINO; needs internet)",
+                description="Download a 2D teacher's weights from their publisher's URL into the folder the "
+                "teachers read (teacher.*.weights overrides it), put in place only once complete. SAM's files are "
+                "checked against their published SHA-256; DINO's have none published, so they are refused unless "
+                "--no-checksum (the SHA-256 is printed either way). CLIP's weights: lgseg download-clip.")
+    s.add_argument("name", help="which weights, e.g. sam_vit_h, sam_vit_b, dino_vitb8, dinov2_vitl14 (an unknown "
+                   "name lists them all)")
+    s.add_argument("--dir", type=Path, default=Path("~/.cache/lgseg/weights"), metavar="DIR",
+                   help="folder to write the weights to")
+    s.add_argument("--timeout", type=_Number(float, 0, 3600, above=True), default=30.0, metavar="SECONDS",
+                   help="seconds to wait for the server to answer")
+    s.add_argument("--no-checksum", action="store_true",
+                   help="accept weights no SHA-256 is published for (DINO's), unverified")
+    s.set_defaults(func=_download_weights, reads=(), writes=("dir",))
+
     s = command("queue", "queue the DVC experiments of the paper's Table 1, Table 2, Fig. 5 or Fig. 7",
                 description="Queue the DVC experiments of a table (dvc exp run --queue -n NAME -S ...), leaving "
                 "out those already run or queued. Every experiment runs the whole pipeline, so Table 2's rows "
                 "are Table 1's experiments of the same methods (t1-scratch, t1-csc, t1-clip-only, t1-ours).")
-    s.add_argument("which", choices=["table1", "table2", "fig5", "fig7", "all"], help="which experiments")
+    s.add_argument("which", choices=["table1", "table2", "fig5", "fig7", "zeroshot", "all"],
+                   help="which experiments")
     s.add_argument("--start", action="store_true", help="also start the queue (dvc queue start)")
     s.add_argument("--seeds", type=_Number(int, 1, 100), default=None,
                    help="queue each row N times, pretrain.seed and finetune.seed = 42, 43, ... (named <row>-s<seed>); "

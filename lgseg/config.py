@@ -101,12 +101,14 @@ PRETRAIN_OBJECTIVES: dict[str, tuple[str, str]] = {
     "language": ("contrastive", "contrastive"),  # the paper's method: features towards text anchors
     "supcon": ("supcon", "supcon"),  # Table 1's SupCon baseline: same voxels, no text
     "csc": ("csc", "csc"),  # the paper's principal baseline, CSC: two views of a scene, no labels, no text
+    "distill": ("distill", "distill"),  # OpenScene's: towards the 2D teacher's lifted features, no 3D labels
 }
 
 
 def pretrain_loss_cfg(cfg: Mapping[str, Any]) -> dict:
     """The pretraining loss as a ``LOSSES`` cfg: ``pretrain.objective`` (default ``language``) picks
-    the section (``pretrain.contrastive``, ``pretrain.supcon`` or ``pretrain.csc``); the others are not read."""
+    the section (``pretrain.contrastive``, ``pretrain.supcon``, ``pretrain.csc`` or ``pretrain.distill``);
+    the others are not read."""
     options = {k: v for k, v in objective_section(cfg).items() if k != "lr"}  # lr: the optimizer's
     return {**options, "type": PRETRAIN_OBJECTIVES[cfg.get("objective", "language")][1]}
 

@@ -26,3 +26,10 @@ class InputError(LgsegError):
         if fix:
             msg += f". {fix}"
         super().__init__(msg)
+
+
+def one_line(reason: object) -> str:
+    """``reason`` as one line (an exception's text may span several), to go inside an error message;
+    an exception is named by its type too ("OSError: ...")."""
+    text = f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else str(reason)
+    return " ".join(text.split())

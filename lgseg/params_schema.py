@@ -135,6 +135,10 @@ def _scene_ids(ids: list) -> list:
     return ids
 
 
+def _bad(message: str):
+    raise ValueError(message)
+
+
 def _one_placeholder(prompt: str) -> str:
     if prompt.count("{}") != 1:
         raise ValueError("needs exactly one {}")
@@ -207,7 +211,21 @@ Betas = _checked(list[float], "a [beta1, beta2] pair of numbers in [0, 1)", Fiel
                  AfterValidator(_betas))
 Milestones = _checked(list[int], "a list of epochs (integers >= 1)", AfterValidator(_epochs))
 ContrastiveForm = _choice("reference", "paper")
-PretrainObjective = _choice("language", "supcon", "csc")
+PretrainObjective = _choice("language", "supcon", "csc", "distill")
+DistillForm = _choice("cosine", "l1")
+TeacherType = _choice("lseg_demo", "clip", "dino")
+FusionRule = _choice("mean", "nearest", "center")
+OcclusionMode = _choice("relative", "absolute")
+
+
+def _image_size(size: list) -> list:
+    if any(s < 8 or s > 16384 for s in size):
+        raise ValueError("a side outside 8..16384")
+    return size
+
+
+ImageSize = _checked(Union[Annotated[list[int], Field(min_length=2, max_length=2), AfterValidator(_image_size)], None],
+                     "a [width, height] pair of integers in 8..16384, or null (as recorded)")
 CscPartition = _choice("up_down", "shape_context")
 SupConSampling = _choice("uniform", "balanced")
 SupConSamples = _integer(2)
@@ -254,6 +272,7 @@ class Synthetic(_Section):
     objects: SyntheticObjects
     train_min: SyntheticMinimum
     val_min: Count
+    frames: _integer(0, "an integer in 0..1000 (0: no RGB-D frames)") = Field(le=1000)
 
 
 class Data(_Section):
@@ -264,6 +283,59 @@ class Data(_Section):
     workers: PositiveInt
     voxel_size: VoxelSize = ref("0.02 m")
     train_voxel_point: VoxelPoint = ref("first")
+
+
+class Frames(_Section):
+    step: PositiveInt = ref("OpenScene: 20")
+    size: ImageSize = ref("OpenScene: [320, 240]")
+
+
+class LsegDemo(_Section):
+    width: PositiveInt
+    shrink: PositiveInt
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: Positive
+    temperature: Positive = ref("0.07 (CLIP, LSeg)")
+    seed: Seed
+
+
+class ClipTeacher(_Section):
+    model: ClipModel = ref("ViT-B/16 (3D-OVS)")
+    weights: PathText
+    mode: _choice("patches", "global") = ref("patches (3D-OVS)")
+    downsample: PositiveInt = ref("8 (3D-OVS)")
+    patch_divisors: _checked(list[int], "a list of integers >= 1", Field(min_length=1, max_length=16),
+                             AfterValidator(lambda v: v if all(d >= 1 for d in v) else _bad("a divisor < 1"))) \
+        = ref("[5, 7, 10] (3D-OVS)")
+    stride_divisor: PositiveInt = ref("4 (3D-OVS)")
+    growth_divisor: PositiveInt = ref("4 (3D-OVS)")
+    seed: Seed
+    batch_size: PositiveInt
+    device: Device
+
+
+class DinoTeacher(_Section):
+    model: Text = ref("vit_base_patch8_224.dino (3D-OVS); vit_large_patch14_dinov2.lvd142m (Bridge3D)")
+    weights: PathText
+    final_norm: _checked(Union[bool, None], "true, false or null (each model's own)")
+    image_size: _checked(Union[Annotated[int, Field(ge=14, le=4096)], None], "an integer in 14..4096, or null")
+    batch_size: PositiveInt
+    device: Device
+
+
+class Teacher(_Section):
+    type: TeacherType = ref("LSeg (OpenScene's ScanNet features); lseg_demo in the demo")
+    lseg_demo: LsegDemo
+    clip: ClipTeacher
+    dino: DinoTeacher
+
+
+class Lift(_Section):
+    border: Count = ref("10 pixels of 320x240 (OpenScene)")
+    occlusion: Positive = ref("0.25 (OpenScene)")
+    occlusion_mode: OcclusionMode = ref("relative (OpenScene)")
+    rule: FusionRule = ref("mean (OpenScene)")
 
 
 class Annotation(_Section):
@@ -387,6 +459,11 @@ class Csc(_Section):
     lr: ObjectiveLr = ref("0.1 (CSC's)")
 
 
+class Distill(_Section):
+    form: DistillForm = ref("cosine (OpenScene)")
+    lr: ObjectiveLr = ref("null; OpenScene: Adam 1e-4")
+
+
 class _Training(_Section):
     epochs: PositiveInt = ref("400")
     batch_size: PositiveInt
@@ -403,6 +480,7 @@ class Pretrain(_Training):
     objective: PretrainObjective = ref("language (Ours); supcon, csc: Table 1's SupCon and CSC rows")
     supcon: SupCon
     csc: Csc
+    distill: Distill
     contrastive: Contrastive
 
 
@@ -467,6 +545,9 @@ class Tracking(_Section):
 class Params(_Section):
     """params.yaml as a whole."""
     data: Data
+    frames: Frames
+    teacher: Teacher
+    lift: Lift
     annotation: Annotation
     augment: Augment
     text: TextSection

@@ -195,3 +195,4 @@ def render_scenes(processed: str | Path, pred_dir: str | Path, split: str, which
             pred = load_prediction(pred_dir, scene, len(data["coord"]))
             render_segmentation(data["coord"], data["gt"], pred, scene_path(tmp, scene, ".png"), title=scene)
     return [Path(out_dir) / f"{s}.png" for s in scenes]
+

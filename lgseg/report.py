@@ -81,6 +81,8 @@ CLIP_ONLY = {"pretrain.objective": "language", "finetune.init": "pretrained", "i
 CSC = {**CLIP_ONLY, "pretrain.objective": "csc"}
 # the paper's ablation behind Fig. 7: the language objective without its negative term, fine-tuned as Ours
 POSITIVES_ONLY = {**OURS, "pretrain.contrastive.neg_weight": 0.0}
+# OpenScene's 2D-to-3D distillation as pretraining (no 3D labels), fine-tuned as CLIP only, CSC and SupCon are
+DISTILL = {**CLIP_ONLY, "pretrain.objective": "distill"}
 TABLE1 = (
     Row("t1-scratch", "Scratch", SCRATCH),
     Row("t1-ins-samp", "Ins. samp.", {**SCRATCH, "instance_sampling.enabled": True}),
@@ -91,22 +93,32 @@ TABLE1 = (
     Row("t1-pos-only", "Ours (positives only)", POSITIVES_ONLY),
     Row("t1-clip-only", "Ours (CLIP only)", CLIP_ONLY),
     Row("t1-ours", "Ours", OURS),
+    Row("t1-distill", "2D distillation", DISTILL),
 )
 _T1 = {r.label: r for r in TABLE1}
 # the same experiments as Table 1's rows of these methods (their instance stages' metrics)
 TABLE2 = tuple(Row(_T1[t1].name, label, _T1[t1].overrides)
                for label, t1 in (("Scratch", "Scratch"), ("CSC", "CSC"), ("CLIP only", "Ours (CLIP only)"),
-                                 ("Ours", "Ours")))
+                                 ("Ours", "Ours"), ("2D distillation", "2D distillation")))
 BASELINE, METHOD = "Scratch", "Ours"  # the comparison the report spells out
 FRACTIONS = (0.05, 0.1, 0.5)  # Fig. 5's limited settings; 100 % is Table 1's row
-# CSC pretrains on all the train geometry (it reads no labels) and fine-tunes on the limited labels
-FIG5_METHODS = (("Scratch", SCRATCH, "t1-scratch"), ("CSC", CSC, "t1-csc"), ("Ours", OURS, "t1-ours"))
-FIG5 = tuple(Row(f"f5-{label.lower()}-{round(f * 100)}", label, {**o, "annotation.fraction": f})
-             for label, o, _ in FIG5_METHODS for f in FRACTIONS)
+# CSC and 2D distillation pretrain on all the train geometry (they read no 3D labels) and fine-tune on the
+# limited labels; (label, overrides, the 100 % row, the experiments' name part)
+FIG5_METHODS = (("Scratch", SCRATCH, "t1-scratch", "scratch"), ("CSC", CSC, "t1-csc", "csc"),
+                ("Ours", OURS, "t1-ours", "ours"), ("2D distillation", DISTILL, "t1-distill", "distill"))
+FIG5 = tuple(Row(f"f5-{slug}-{round(f * 100)}", label, {**o, "annotation.fraction": f})
+             for label, o, _, slug in FIG5_METHODS for f in FRACTIONS)
 # Fig. 7: the pretrained feature spaces of these Table 1 experiments (their feature-space stage)
 FIG7 = tuple(_T1[label] for label in ("CSC", "SupCon", "Ours (positives only)", "Ours"))
 FIG7_TITLES = {"CSC": "CSC", "SupCon": "SupCon", "Ours (positives only)": "Ours, positives only", "Ours": "Ours"}
-EXPERIMENTS = {"table1": TABLE1, "table2": TABLE2, "fig5": FIG5, "fig7": FIG7}
+# the zero-shot table: (readout, Table 1 experiment, which of its zeroshot stage's readouts)
+ZEROSHOT_ROWS = (("Ours: the language-grounded readout", "Ours", "model"),
+                 ("Ours (positives only)", "Ours (positives only)", "model"),
+                 ("2D fusion: the demo teacher's features fused onto the points", "2D distillation", "fusion"),
+                 ("2D distillation: the 3D network", "2D distillation", "model"),
+                 ("2D distillation: OpenScene's ensemble of 2D and 3D", "2D distillation", "ensemble"))
+ZEROSHOT = tuple(_T1[label] for label in dict.fromkeys(label for _, label, _ in ZEROSHOT_ROWS))
+EXPERIMENTS = {"table1": TABLE1, "table2": TABLE2, "fig5": FIG5, "fig7": FIG7, "zeroshot": ZEROSHOT}
 
 BASE_SEED = 42  # params.yaml's pretrain.seed and finetune.seed
 SEED_KEYS = ("pretrain.seed", "finetune.seed", "insseg.seed")
@@ -283,6 +295,9 @@ def table1_markdown(results: dict) -> str:
               "CSC: Contrastive Scene Contexts pretraining without labels or text (`pretrain.objective=csc`), "
               "its two views two augmentations of one reconstructed scene (CSC paired RGB-D frames), "
               "fine-tuned like Ours (CLIP only).",
+              "2D distillation: OpenScene's 2D-to-3D distillation (`pretrain.objective=distill`) towards the demo's "
+              "2D teacher's features lifted onto the points (no 3D labels; the teacher learnt from the train "
+              "scenes' 2D label images), fine-tuned like Ours (CLIP only); not in the paper.",
               "Ours (positives only): the language objective without its negative term "
               "(`pretrain.contrastive.neg_weight=0`), fine-tuned like Ours; the paper's ablation (Sec. 3.1: "
               "negatives were \"necessary for effective 3D representation learning\"; Fig. 7), printed without "
@@ -316,7 +331,7 @@ def table2_markdown(results: dict) -> str:
              "| Method | experiment | runs | " + " | ".join(t for _, t in TABLE2_COLUMNS) + " |",
              "|---|---|---|" + "---|" * len(TABLE2_COLUMNS)]
     for row in TABLE2:
-        mine, paper = runs[row.name], PAPER_TABLE2[row.label]
+        mine, paper = runs[row.name], PAPER_TABLE2.get(row.label, {})
         cells = []
         for key, _ in TABLE2_COLUMNS:
             st = stat(mine, "all", key, "insseg")
@@ -351,7 +366,7 @@ def table2_png(results: dict, path: str | Path) -> None:
         std = [0.0 if st.std is None else min(st.std, m) if m == m else 0.0 for st, m in zip(stats, mean)]
         pos = x - 0.4 + width * (j + 0.5)
         ax.bar(pos, mean, width, yerr=std, capsize=2, color=f"C{j}", label=f"{row.label} (n={len(runs[row.name])})")
-        paper = [PAPER_TABLE2[row.label].get(key, np.nan) for key, _ in TABLE2_COLUMNS]
+        paper = [PAPER_TABLE2.get(row.label, {}).get(key, np.nan) for key, _ in TABLE2_COLUMNS]
         ax.scatter(pos, paper, marker="_", s=120, color="black", zorder=3, label="paper" if j == 0 else None)
     ax.set_xticks(x, [t for _, t in TABLE2_COLUMNS])
     ax.set_ylabel("%")
@@ -365,9 +380,9 @@ def table2_png(results: dict, path: str | Path) -> None:
 def _fig5_runs(results: dict) -> dict[tuple[str, float], list[dict]]:
     """(method, annotated fraction) -> runs; 100 % is the method's Table 1 row."""
     out = {}
-    for label, _, full in FIG5_METHODS:
+    for label, _, full, slug in FIG5_METHODS:
         for f in FRACTIONS:
-            out[label, f] = runs_of(results, f"f5-{label.lower()}-{round(f * 100)}")
+            out[label, f] = runs_of(results, f"f5-{slug}-{round(f * 100)}")
         out[label, 1.0] = runs_of(results, full)
     return out
 
@@ -387,7 +402,7 @@ def fig5_markdown(results: dict) -> str:
     points = _fig5_runs(results)
     lines = ["# Fig. 5: mIoU against the annotated fraction of train points", "",
              "| Method | annotated | runs | mIoU all | head | common | tail |", "|---|---|---|---|---|---|---|"]
-    for label, _, _ in FIG5_METHODS:
+    for label, *_ in FIG5_METHODS:
         for f in (*FRACTIONS, 1.0):
             rs = points[label, f]
             cells = [_cell(stat(rs, s, "miou"), None) for s in ("all", "head", "common", "tail")]
@@ -443,7 +458,7 @@ def table1_png(results: dict, path: str | Path) -> None:
 def fig5_png(results: dict, path: str | Path) -> None:
     points = _fig5_runs(results)
     fig, ax = pyplot().subplots(figsize=(6, 4.4))
-    for j, (label, _, _) in enumerate(FIG5_METHODS):
+    for j, (label, *_) in enumerate(FIG5_METHODS):
         xs, ys, errs = [], [], []
         for f in (*FRACTIONS, 1.0):
             st = stat(points[label, f], "all", "miou")
@@ -586,6 +601,42 @@ def _write_points(path: Path, points: dict) -> None:
             f.writelines(f"{name},{x:.3f},{y:.3f},{c}\n" for x, y, c in points[name])
 
 
+# ---- the zero-shot (label-free) table --------------------------------------------------------------------
+
+def _zeroshot_stat(runs: list[dict], readout: str, split: str) -> Stat:
+    values = [(((r.get("zeroshot") or {}).get(readout) or {}).get(split) or {}).get("miou") for r in runs]
+    return Stat(tuple(float(v) for v in values if v is not None), len(runs))
+
+
+def zeroshot_markdown(results: dict) -> str:
+    lines = ["# Zero-shot (label-free) 3D segmentation: val, per mesh vertex, through the text anchors", "",
+             "| Readout | experiment | runs | mIoU all | head | common | tail |", "|---|---|---|---|---|---|---|"]
+    for label, t1, readout in ZEROSHOT_ROWS:
+        row = _T1[t1]
+        runs = [r for r in runs_of(results, row.name) if (r.get("zeroshot") or {}).get(readout)]
+        cells = [_format(_zeroshot_stat(runs, readout, s)) for s in ("all", "head", "common", "tail")]
+        lines.append(f"| {label} | {row.name} | {_seeds_text(runs)} | " + " | ".join(cells) + " |")
+    teacher = [r for r in runs_of(results, _T1["2D distillation"].name) if r.get("teacher")]
+    t = [_format(Stat(tuple(float(v) for r in teacher if (v := ((r["teacher"].get(s) or {}).get("miou"))) is not None),
+                      len(teacher))) for s in ("all", "head", "common", "tail")]
+    lines += ["", _data_note([r for row in ZEROSHOT for r in runs_of(results, row.name)]),
+              "Every readout gives each val mesh vertex the class of the text anchor nearest its feature (cosine) "
+              "and is scored as the benchmark scores predictions (the zeroshot stage, `metrics/zeroshot.json`; "
+              "mean ± sample std over the experiment's runs): the pretrained 3D network's feature of the vertex's "
+              "voxel, the 2D teacher's features fused onto the vertex (a vertex no frame sees counts as a miss, "
+              "OpenScene's \"unknown\"), and OpenScene's ensemble, per vertex the one of the two nearer to its "
+              "nearest anchor. A uniformly random readout scores about 0.2 mIoU.",
+              f"The demo teacher itself, per pixel of its feature map on the val frames (the teacher stage, "
+              f"`metrics/teacher.json`): 2D mIoU all / head / common / tail {' / '.join(t)}. It is an LSeg-style "
+              "network trained inside the pipeline on the train scenes' 2D label images towards the same text "
+              "anchors (docs/images.md): a stand-in for LSeg or OpenSeg, which learn from other 2D data and see no "
+              "ScanNet label."]
+    missing = [r.name for r in ZEROSHOT if not runs_of(results, r.name)]
+    if missing:
+        lines.append(f"Not run yet: {', '.join(missing)} (`lgseg queue zeroshot --seeds 3 && dvc queue start`).")
+    return "\n".join(lines) + "\n"
+
+
 # ---- the report as a whole ---------------------------------------------------------------------------
 
 RUNS_FILE = "runs.json"  # every run the report used, so that it can be written again from another clone
@@ -622,7 +673,8 @@ def write_report(out: str | Path, exp_show: list, cwd: str | Path = ".") -> dict
     out = Path(out)
     results = merged_results(experiment_results(exp_show), out / RUNS_FILE)
     files = {"table1.md": table1_markdown(results), "table2.md": table2_markdown(results),
-             "fig5.md": fig5_markdown(results), "fig7.md": fig7_markdown(results)}
+             "fig5.md": fig5_markdown(results), "fig7.md": fig7_markdown(results),
+             "zeroshot.md": zeroshot_markdown(results)}
     for name, text in files.items():
         with atomic_file(out / name) as f:
             f.write(text)
@@ -634,7 +686,7 @@ def write_report(out: str | Path, exp_show: list, cwd: str | Path = ".") -> dict
     _write_points(out / FIG7_POINTS, points)
     write_json(out / RUNS_FILE, {name: _kept(r) for name, r in sorted(results.items())})
     names = ("table1.md", "table1.png", "table2.md", "table2.png", "fig5.md", "fig5.png", "fig7.md", "fig7.png",
-             FIG7_POINTS, RUNS_FILE)
+             "zeroshot.md", FIG7_POINTS, RUNS_FILE)
     return {n: out / n for n in names}
 
 
@@ -644,6 +696,8 @@ def write_report(out: str | Path, exp_show: list, cwd: str | Path = ".") -> dict
 EVALUATE_METRICS = "metrics/evaluate.json"  # the evaluate stage's metrics (dvc.yaml)
 INSSEG_METRICS = "metrics/insseg.json"  # the insseg-evaluate stage's
 FEATURES_METRICS = "metrics/features.json"  # the feature-space stage's, and its t-SNE points
+ZEROSHOT_METRICS = "metrics/zeroshot.json"  # the zeroshot stage's
+TEACHER_METRICS = "metrics/teacher.json"  # the teacher stage's (the demo teacher's 2D val scores)
 FEATURES_TSNE = "metrics/features_tsne.csv"
 PARAMS_FILE = "params.yaml"
 
@@ -718,10 +772,10 @@ def experiment_results(exp_show: list) -> dict[str, dict]:
                 stamp = str(data.get("timestamp") or "")
                 if name and metrics and not rev.get("error") and stamp >= when.get(name, ""):
                     params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {}
-                    files = data.get("metrics") or {}
-                    insseg = (files.get(INSSEG_METRICS) or {}).get("data")
-                    features = (files.get(FEATURES_METRICS) or {}).get("data")
-                    out[name] = {"name": name, "rev": rev.get("rev"), "metrics": metrics, "insseg": insseg,
-                                 "features": features, "params": params, "timestamp": stamp}
+                    files = {path: (f or {}).get("data") for path, f in (data.get("metrics") or {}).items()}
+                    out[name] = {"name": name, "rev": rev.get("rev"), "metrics": metrics,
+                                 "insseg": files.get(INSSEG_METRICS), "features": files.get(FEATURES_METRICS),
+                                 "zeroshot": files.get(ZEROSHOT_METRICS), "teacher": files.get(TEACHER_METRICS),
+                                 "params": params, "timestamp": stamp}
                     when[name] = stamp
     return out

@@ -1,10 +1,11 @@
-"""pretrain: language-grounded pretraining of the 3D backbone towards the class text embeddings."""
+"""pretrain: the 3D backbone's pretraining, by pretrain.objective: towards the class text embeddings
+(language, the paper's), SupCon, CSC, or towards the lifted 2D teacher features (distill)."""
 
 from common import run, write_final_metrics
 
 from lgseg.config import training_config
 
-PATHS = ("processed", "text", "checkpoint", "model", "curve", "val-curve", "metrics")  # set in dvc.yaml
+PATHS = ("processed", "text", "lifted", "checkpoint", "model", "curve", "val-curve", "metrics")  # set in dvc.yaml
 
 
 def main(params: dict, tracker, args) -> None:
@@ -12,7 +13,7 @@ def main(params: dict, tracker, args) -> None:
 
     cfg = training_config(params, "pretrain")
     paths = TrainPaths(processed=args.processed, checkpoint=args.checkpoint, model=args.model, curve=args.curve,
-                       val_curve=args.val_curve, embeddings=args.text)
+                       val_curve=args.val_curve, embeddings=args.text, lifted=args.lifted)
     run_training("pretrain", cfg, paths, tracker=tracker,
                  write_outputs=lambda result: write_final_metrics(args.metrics, result, "pretrain"))
 

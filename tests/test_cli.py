@@ -155,7 +155,7 @@ def test_render_and_export_ply_by_predicted_instance(pipeline, capsys):
     write_instance_prediction(pred, scene, masks, np.full(len(ids), 2), np.array([0.9, 0.8, 0.7]))
     common = ["--scene", scene, "--processed", str(pipeline / "processed"), "--instances", str(pred)]
     assert main(["render", *common, "--out", str(pipeline / "inst.png")]) == 0
-    assert (pipeline / "inst.png").stat().st_size > 50_000 and f"inst.png" in capsys.readouterr().out
+    assert (pipeline / "inst.png").stat().st_size > 50_000 and "inst.png" in capsys.readouterr().out
     assert main(["export-ply", *common, "--raw", str(pipeline / "raw"), "--out", str(pipeline / "inst.ply")]) == 0
     v = PlyData.read(pipeline / "inst.ply")["vertex"].data
     rgb = np.stack([v["red"], v["green"], v["blue"]], 1)

@@ -88,6 +88,7 @@ MINIMAL = {
     "export-ply": ["--scene", "scene0000_00", "--out", "{other}/o.ply"],
     "query": ["--scene", "scene0000_00", "--text", "chair", "--out", "{other}/o.png"],
     "download-clip": [],
+    "download-weights": ["sam_vit_b"],
     "queue": ["table1"],
     "report": [],
     "check-params": [],

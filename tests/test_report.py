@@ -47,9 +47,10 @@ def exp_show(results: dict, source="synthetic", stamp="2026-11-21T09:00:00", see
 def test_experiment_definitions_match_the_paper():
     # the paper's rows, in its order, and its ablation behind Fig. 7 (printed without numbers)
     assert [r.label for r in TABLE1 if r.label in PAPER_TABLE1] == list(PAPER_TABLE1)
-    assert [r.label for r in TABLE1 if r.label not in PAPER_TABLE1] == ["Ours (positives only)"]
+    assert [r.label for r in TABLE1 if r.label not in PAPER_TABLE1] == ["Ours (positives only)", "2D distillation"]
     rows = {r.label: r.overrides for r in TABLE1}
     assert rows["Ours (positives only)"] == {**rows["Ours"], "pretrain.contrastive.neg_weight": 0.0}
+    assert rows["2D distillation"] == {**rows["Ours (CLIP only)"], "pretrain.objective": "distill"}
     assert [r.label for r in FIG7] == ["CSC", "SupCon", "Ours (positives only)", "Ours"]
     assert rows["Scratch"] == {"finetune.init": "scratch", "insseg.init": "scratch", "loss.type": "ce",
                                "instance_sampling.enabled": False}
@@ -105,7 +106,7 @@ def test_write_report_files(tmp_path):
                "f5-scratch-50": summary(8.0)}
     files = write_report(tmp_path / "reports", exp_show(results))
     assert sorted(files) == ["fig5.md", "fig5.png", "fig7.md", "fig7.png", "fig7_points.csv", "runs.json",
-                             "table1.md", "table1.png", "table2.md", "table2.png"]
+                             "table1.md", "table1.png", "table2.md", "table2.png", "zeroshot.md"]
     fig5 = files["fig5.md"].read_text()
     assert "| Ours | 5% | 1 | 3.0 |" in fig5 and "| Scratch | 100% | 1 | 10.0 |" in fig5
     assert "| Ours | 10% | 0 | – |" in fig5 and "Runs per point: one seed each" in fig5
@@ -195,8 +196,9 @@ def test_table2_rows_are_table1_experiments_with_the_papers_numbers_beside():
     from lgseg.report import PAPER_TABLE2, TABLE2, table2_markdown
 
     by_label = {r.label: r for r in TABLE1}
-    assert [r.label for r in TABLE2] == list(PAPER_TABLE2) == ["Scratch", "CSC", "CLIP only", "Ours"]
-    assert [r.name for r in TABLE2] == ["t1-scratch", "t1-csc", "t1-clip-only", "t1-ours"]
+    assert [r.label for r in TABLE2 if r.label in PAPER_TABLE2] == list(PAPER_TABLE2) == ["Scratch", "CSC",
+                                                                                        "CLIP only", "Ours"]
+    assert [r.name for r in TABLE2] == ["t1-scratch", "t1-csc", "t1-clip-only", "t1-ours", "t1-distill"]
     assert {r.name: r.overrides for r in TABLE2}["t1-clip-only"] == by_label["Ours (CLIP only)"].overrides
     names = {f"t1-ours-s{s}": s for s in (42, 43, 44)} | {f"t1-scratch-s{s}": s for s in (42, 43, 44)}
     ap50 = {"t1-ours-s42": 30.0, "t1-ours-s43": 32.0, "t1-ours-s44": 34.0,
@@ -209,7 +211,7 @@ def test_table2_rows_are_table1_experiments_with_the_papers_numbers_beside():
     assert ours.split(" | ")[1:8] == ["t1-ours", "3 (42, 43, 44)", "82.0 ± 2.0 ▲ (65.3)", "52.0 ± 2.0 ▲ (27.7)",
                                       "32.0 ± 2.0 ▲ (26.1)", "22.0 ± 2.0 ▲", "42.0 ± 2.0 ▲ |"]
     assert "| CSC | t1-csc | 0 |" in md  # ran before the instance stages existed: no instance metrics
-    assert "mAP@0.5 +11.0 (above the spread 3.0)" in md and "Not run yet: t1-csc, t1-clip-only" in md
+    assert "mAP@0.5 +11.0 (above the spread 3.0)" in md and "Not run yet: t1-csc, t1-clip-only, t1-distill" in md
 
 
 def test_queue_leaves_out_experiments_that_ran_or_are_queued(monkeypatch):
@@ -223,8 +225,8 @@ def test_queue_leaves_out_experiments_that_ran_or_are_queued(monkeypatch):
     monkeypatch.setattr(report, "_dvc", lambda *args, cwd=".": calls.append(args) or
                         type("R", (), {"returncode": 0, "stderr": ""})())
     queued, present = report.queue("table2")
-    assert queued == ["t1-csc", "t1-clip-only"] and present == ["t1-scratch", "t1-ours"]
-    assert [c[c.index("-n") + 1] for c in calls] == ["t1-csc", "t1-clip-only"]
+    assert queued == ["t1-csc", "t1-clip-only", "t1-distill"] and present == ["t1-scratch", "t1-ours"]
+    assert [c[c.index("-n") + 1] for c in calls] == ["t1-csc", "t1-clip-only", "t1-distill"]
 
 
 def features(knn: float, silhouette: float) -> dict:
@@ -271,3 +273,31 @@ def test_fig7_reads_the_feature_scores_and_points_and_the_report_keeps_them_for_
     again = write_report(out, [], cwd=tmp_path)
     assert {n: again[n].read_text() for n in before} == before
     assert mpimg.imread(again["fig7.png"]).std() > 0
+
+
+def zeroshot_metrics(model, fusion=None, ensemble=None) -> dict:
+    block = lambda v: None if v is None else {s: {"miou": v} for s in ("all", "head", "common", "tail")}  # noqa: E731
+    return {"model": block(model), "fusion": block(fusion), "ensemble": block(ensemble)}
+
+
+def test_the_zeroshot_table_reads_each_rows_readout_and_the_teachers_2d_scores():
+    from lgseg.report import zeroshot_markdown
+
+    show = exp_show({"t1-ours-s42": summary(1.0), "t1-ours-s43": summary(1.0), "t1-distill-s42": summary(1.0)},
+                    seeds={"t1-ours-s42": 42, "t1-ours-s43": 43, "t1-distill-s42": 42})
+    files = {"t1-ours-s42": zeroshot_metrics(3.0), "t1-ours-s43": zeroshot_metrics(5.0),
+             "t1-distill-s42": zeroshot_metrics(2.0, 6.0, 7.0)}
+    for exp in show[1]["experiments"]:
+        rev = exp["revs"][0]
+        if rev.get("name") in files:
+            rev["data"]["metrics"]["metrics/zeroshot.json"] = {"data": files[rev["name"]]}
+            if rev["name"] == "t1-distill-s42":
+                rev["data"]["metrics"]["metrics/teacher.json"] = {"data": summary(40.0)}
+    md = zeroshot_markdown(experiment_results(show))
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in md.splitlines() if line.startswith("| ")}
+    assert rows["Ours: the language-grounded readout"][:3] == ["t1-ours", "2 (42, 43)", "4.0 ± 1.4"]
+    assert rows["2D fusion: the demo teacher's features fused onto the points"][:3] == ["t1-distill", "1", "6.0"]
+    assert rows["2D distillation: the 3D network"][2] == "2.0"
+    assert rows["2D distillation: OpenScene's ensemble of 2D and 3D"][2] == "7.0"
+    assert rows["Ours (positives only)"][1:3] == ["0", "–"]
+    assert "2D mIoU all / head / common / tail 40.0 / 40.0 / 40.0 / 40.0" in md and "Not run yet: t1-pos-only" in md

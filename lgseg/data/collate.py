@@ -32,7 +32,8 @@ def collate(samples: Sequence[dict[str, Any]], max_points: int | None = None) ->
     at 0, ``scenes`` and ``num_points`` lists, ``inverse`` (list of (N_i,) int64 tensors)
     when every sample has one, and the instance task's ``instance`` (sumM,) int64 and ``offset``
     (sumM, 3) float32 when every sample has them (instance ids stay per scene: with ``offset``
-    the loss needs no global ids).
+    the loss needs no global ids), and distillation's ``target`` (sumM, D) float32 and ``has_target``
+    (sumM,) bool.
 
     ``max_points``: keep samples in order while the running voxel total stays <= max_points
     (always at least the first), dropping the rest with a warning, as the reference truncates
@@ -63,9 +64,15 @@ def collate(samples: Sequence[dict[str, Any]], max_points: int | None = None) ->
         "scenes": [s["scene"] for s in samples],
         "num_points": [int(s["num_points"]) for s in samples],
     }
-    for key, dtype in (("instance", np.int64), ("offset", np.float32)):  # the instance task's targets
+    for key, dtype in (("instance", np.int64), ("offset", np.float32),  # the instance task's targets
+                       ("has_target", bool)):  # distillation's: whether a voxel has a lifted feature
         if all(key in s for s in samples):
             batch[key] = torch.from_numpy(np.concatenate([np.asarray(s[key], dtype=dtype) for s in samples]))
+    if all("target" in s for s in samples):  # the lifted features (scenes without any: zero rows)
+        dim = max(s["target"].shape[1] for s in samples)
+        batch["target"] = torch.from_numpy(np.concatenate([
+            np.asarray(s["target"], dtype=np.float32) if s["target"].shape[1] == dim
+            else np.zeros((len(s["target"]), dim), np.float32) for s in samples]))
     if all("inverse" in s for s in samples):
         batch["inverse"] = [torch.from_numpy(np.asarray(s["inverse"], dtype=np.int64)) for s in samples]
     return batch

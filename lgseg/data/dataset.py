@@ -42,6 +42,10 @@ class ScanNetDataset(Dataset):
     ``instance_targets``: items also carry the instance task's targets (``instance_targets``).
     ``two_views``: training only, an item is two augmented views of the scene and their matched voxels
     (``lgseg.data.two_views``, for CSC pretraining) instead of one.
+    ``lifted``: ``lifted(scene, num_points)`` -> (each point's row of the scene's lifted 2D features or
+    -1, those features (V, D)), or None for a scene without any (``lgseg.engine.lift.LiftedTargets``):
+    items also carry ``target`` (M, D) float16, the feature of each voxel's point, and ``has_target``
+    (M,) bool, whether some frame saw it (2D-to-3D distillation).
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class ScanNetDataset(Dataset):
         voxel_point: str = "random",
         instance_targets: bool = False,
         two_views: bool = False,
+        lifted=None,
     ) -> None:
         voxel_size = check_voxel_size(voxel_size)
         if loop < 1:
@@ -86,6 +91,9 @@ class ScanNetDataset(Dataset):
         self.two_views = bool(two_views) and self.train
         if self.two_views:
             self._shared, self._per_view = split_crop(self.transforms)
+        self.lifted = lifted
+        if self.lifted is not None and (self.instance_sampler is not None or self.two_views):
+            raise ValueError("lifted targets go with plain items: no instance sampling, no two views")
 
     def _find_scenes(self, wanted: Sequence[str] | None) -> list[str]:
         found = scene_folders(self.split_dir)  # never a killed run's .<scene>.tmp-* folder
@@ -143,6 +151,9 @@ class ScanNetDataset(Dataset):
 
         sample = {"coord": np.asarray(data["coord"], dtype=np.float64),
                   "color": np.asarray(data["color"], dtype=np.float32), "label": data["label"]}
+        lifted = self.lifted(scene, num_points) if self.lifted is not None else None
+        if lifted is not None:  # each point's row of the lifted features, carried through crops
+            sample["lifted_row"] = lifted[0]
         if self.two_views:
             rngs = tuple(np.random.default_rng([self.seed, self.epoch, index, k]) for k in range(3))
             pair = two_views(sample, self._shared, self._per_view, self.voxel_size, rngs,
@@ -171,6 +182,11 @@ class ScanNetDataset(Dataset):
         if self.instance_targets:
             item.update(instance_targets(vox.voxel_coord, sample["instance"][vox.index], item["label"],
                                          self.voxel_size))
+        if self.lifted is not None:
+            rows = sample["lifted_row"][vox.index] if lifted is not None else np.full(len(coord), -1)
+            item["has_target"] = rows >= 0
+            item["target"] = (lifted[1][np.maximum(rows, 0)] if lifted is not None
+                              else np.zeros((len(coord), 0), dtype=np.float16))
         if not self.train:
             item["inverse"] = vox.inverse
         return item

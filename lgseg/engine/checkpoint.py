@@ -40,10 +40,10 @@ class NonFiniteWeightsError(LgsegError):
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """A training-state checkpoint of this package (resume)."""
-    return _load(path, map_location, fix="delete it to start over, or point to a checkpoint written by lgseg")
+    return load_data_only(path, map_location, fix="delete it to start over, or point to a checkpoint written by lgseg")
 
 
-def _load(path: str | Path, map_location: str | torch.device, fix: str):
+def load_data_only(path: str | Path, map_location: str | torch.device, fix: str):
     """``torch.load(weights_only=True)``: a file whose pickle names anything but data is refused, unrun.
 
     torch's own allow-list already covers every type a PyTorch Lightning 1.6 checkpoint holds
@@ -117,7 +117,7 @@ _WEIGHTS_FIX = "pass an lgseg model file (models/*.pt), a PyTorch Lightning .ckp
 def read_weights(path: str | Path) -> tuple[dict, dict | None]:
     """``(state_dict, meta)`` of an lgseg model file, or ``(state_dict, None)`` of a checkpoint that does
     not record how to rebuild its network: the authors' Lightning ``.ckpt`` or a plain state dict."""
-    obj = _load(path, "cpu", fix=_WEIGHTS_FIX)
+    obj = load_data_only(path, "cpu", fix=_WEIGHTS_FIX)
     if not isinstance(obj, Mapping):
         raise InputError(path, f"holds a {type(obj).__name__}, not model weights", _WEIGHTS_FIX)
     if isinstance(obj.get("state_dict"), Mapping):  # lgseg (with meta) or PyTorch Lightning (without)

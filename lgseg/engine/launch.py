@@ -30,7 +30,8 @@ from lgseg.engine.distributed import barrier, cleanup, init_distributed
 from lgseg.engine.hooks import HOOKS
 from lgseg.engine.optim import build_optimizer, build_scheduler
 from lgseg.engine.samplers import ShardSampler
-from lgseg.engine.tasks import CSCPretrainTask, FinetuneTask, InstanceTask, PretrainTask, SupConPretrainTask
+from lgseg.engine.tasks import (CSCPretrainTask, DistillPretrainTask, FinetuneTask, InstanceTask, PretrainTask,
+                                SupConPretrainTask)
 from lgseg.engine.trainer import Trainer
 from lgseg.errors import InputError, LgsegError
 from lgseg.fileio import DiskFullError, WriteError, remove_stale_temporaries
@@ -57,6 +58,7 @@ class TrainPaths:
     stats: Path | None = None  # stats.json (class counts for class-balanced losses)
     instances: Path | None = None  # instance bank (instance sampling while fine-tuning)
     val_curve: Path | None = None  # the validated epochs' metrics (CSV); None: they stay in ``curve``
+    lifted: Path | None = None  # lifted 2D features (pretraining's distill objective: lgseg.engine.lift)
 
 
 def run_training(kind: str, cfg: dict, paths: TrainPaths, tracker=None, progress: bool = True,
@@ -76,9 +78,10 @@ def run_training(kind: str, cfg: dict, paths: TrainPaths, tracker=None, progress
         holdout = holdout_classes(cfg.get("holdout") or []) if kind == "pretrain" else []
         model = wrap_distributed(build_network(kind, cfg, emb, text_meta, paths), dist)
         task = build_task(kind, cfg, emb, paths, holdout)
+        objective = cfg.get("objective") if kind == "pretrain" else None
         train_loader, val_loader = build_loaders(cfg, paths, dist, train_ignore=holdout or None,
-                                                 instance_targets=kind == "insseg",
-                                                 two_views=kind == "pretrain" and cfg.get("objective") == "csc")
+                                                 instance_targets=kind == "insseg", two_views=objective == "csc",
+                                                 lifted=lifted_targets(paths) if objective == "distill" else None)
         optimizer = build_optimizer(cfg["optimizer"], model.parameters())
         scheduler = build_scheduler(cfg["scheduler"], optimizer, cfg["epochs"])
         fp = _fingerprint(kind, cfg)
@@ -112,8 +115,9 @@ def _save_final(trainer: Trainer, kind: str, cfg: dict, text_meta, paths: TrainP
     meta = {"kind": kind, "task": "instance" if kind == "insseg" else "semantic", "model": cfg["model"],
             "feature_dim": trainer.net.feature_dim,
             "num_classes": None if kind == "pretrain" else NUM_CLASSES,
-            # a SupCon backbone was never pulled towards the text: it must not pass for a grounded one
-            "text": None if cfg.get("objective", "language") != "language" and kind == "pretrain" else text_meta,
+            # a backbone never pulled towards the text (SupCon, CSC, distilled from a teacher outside the
+            # anchors' space) must not pass for a grounded one: only a backbone with a readout keeps it
+            "text": text_meta if kind != "pretrain" or getattr(trainer.task, "readout", None) else None,
             "voxel_size": cfg["voxel_size"], "epochs": trainer.epoch, "steps": trainer.global_step}
     try:
         save_model(paths.model, trainer.net, meta)
@@ -175,7 +179,8 @@ def build_network(kind: str, cfg: dict, emb, text_meta, paths) -> torch.nn.Modul
     for the instance task, offsets), from ``paths.init``'s weights when given (with its feature layer
     when there are text embeddings; the heads a checkpoint lacks start fresh)."""
     if kind == "pretrain":
-        return build_model(cfg["model"], feature_dim=emb.shape[1], num_classes=None)
+        dim = distill_space(paths)[0] if cfg.get("objective") == "distill" else emb.shape[1]
+        return build_model(cfg["model"], feature_dim=dim, num_classes=None)
     feature_dim = emb.shape[1] if (paths.init and emb is not None) else None
     model = build_model(cfg["model"], feature_dim=feature_dim, num_classes=NUM_CLASSES, offsets=kind == "insseg")
     if paths.init:
@@ -201,6 +206,12 @@ def build_task(kind: str, cfg: dict, emb, paths, holdout: list[int]):
             raise LgsegError(f"params.yaml: pretrain.{PRETRAIN_OBJECTIVES[objective][0]}: {e}") from None
         if objective in ("supcon", "csc"):
             return (SupConPretrainTask if objective == "supcon" else CSCPretrainTask)(loss)
+        if objective == "distill":  # read out through the anchors only where the teacher's space is theirs
+            dim, text = distill_space(paths)
+            anchors_meta = load_embeddings(paths.embeddings)[1] if emb is not None else {}
+            readable = text is not None and emb is not None and dim == emb.shape[1] and \
+                all(text.get(k) == anchors_meta.get(k) for k in ("encoder", "model", "dim"))
+            return DistillPretrainTask(loss, torch.from_numpy(emb) if readable else None)
         return PretrainTask(loss, torch.from_numpy(emb), class_groups={"holdout": holdout} if holdout else None)
     counts = json.loads(Path(paths.stats).read_text())["train_points"] if paths.stats else None
     semantic = LOSSES.build(cfg["loss"], class_counts=counts)
@@ -209,11 +220,29 @@ def build_task(kind: str, cfg: dict, emb, paths, holdout: list[int]):
     return FinetuneTask(semantic)
 
 
+def lifted_targets(paths):
+    from lgseg.engine.lift import LiftedTargets
+
+    return LiftedTargets(Path(paths.lifted) / "train")
+
+
+def distill_space(paths) -> tuple[int, dict | None]:
+    """The lifted features' width and text space (None: not the anchors'), from ``paths.lifted``."""
+    from lgseg.engine.lift import check_lifted, lifted_meta
+
+    if paths.lifted is None:
+        raise LgsegError("pretrain.objective is distill but the stage was given no lifted 2D features")
+    check_lifted(paths.lifted, "train")
+    meta = lifted_meta(paths.lifted)
+    return int(meta["dim"]), meta.get("text")
+
+
 def build_loaders(cfg: dict, paths, dist, train_ignore=None, instance_targets: bool = False,
-                  two_views: bool = False):
+                  two_views: bool = False, lifted=None):
     """Train and val loaders; ``train_ignore``: classes whose train labels are hidden (val keeps them);
     ``instance_targets``: training items carry the instance task's targets; ``two_views``: a training
-    item is two views of its scene (CSC)."""
+    item is two views of its scene (CSC); ``lifted``: training items carry their lifted 2D features
+    (distillation)."""
     augment = dict(cfg["augment"])
     translation = augment.pop("random_translation", 100)
     common = dict(voxel_size=cfg["voxel_size"], seed=cfg["seed"])
@@ -221,7 +250,7 @@ def build_loaders(cfg: dict, paths, dist, train_ignore=None, instance_targets: b
                                voxel_point=cfg["voxel_point"],
                                random_translation=translation, instance_sampler=_instance_sampler(cfg, paths),
                                ignore_classes=train_ignore, instance_targets=instance_targets,
-                               two_views=two_views, **common)
+                               two_views=two_views, lifted=lifted, **common)
     val_set = ScanNetDataset(paths.processed, "val", train=False, **common)
     sampler = DistributedSampler(train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
                                  seed=cfg["seed"], drop_last=False)

@@ -1,7 +1,9 @@
 """What a training stage optimises and predicts, separate from the loop that runs it.
 
 Pretraining: the network outputs a feature per voxel, trained towards its class's text anchor;
-prediction = the nearest anchor by cosine (a zero-shot readout). SupCon pretraining (Table 1's
+prediction = the nearest anchor by cosine (a zero-shot readout). Distillation: the same features
+trained towards the 2D teacher's lifted features, read out the same way where those are in the
+anchors' space. SupCon pretraining (Table 1's
 baseline): the same features trained by supervised contrast among voxels, no text, so no class
 readout (``readout`` None: validation skips it). Fine-tuning: the network outputs class logits;
 prediction = argmax. Instance fine-tuning: class logits and offsets; the loss adds the offset
@@ -75,6 +77,35 @@ class CSCPretrainTask(SupConPretrainTask):
     def loss(self, out: torch.Tensor, target: dict) -> torch.Tensor:
         feats = out.float()
         return self.loss_fn(feats, feats, target["matches"], target["match_coord"], target["match_scene"])
+
+
+class DistillPretrainTask:
+    """2D-to-3D distillation (OpenScene's): each voxel a frame saw is pulled towards the 2D teacher's
+    feature lifted onto it; no 3D label is read. Where the teacher's features live in the text
+    anchors' space (``anchors`` given), the features are read out zero-shot by the nearest anchor,
+    as the language objective's are; otherwise there is no readout and validation is skipped."""
+
+    name = "pretrain"
+    class_groups: dict = {}
+    target_keys = ("target", "has_target")
+    no_readout = ("the 2D teacher's features are not in the text anchors' space: the zero-shot readout has no "
+                  "meaning for them, so validation is skipped")
+
+    def __init__(self, loss: nn.Module, anchors: torch.Tensor | None):
+        self.loss_fn, self.anchors = loss, anchors
+        self.readout = "the nearest of the text anchors" if anchors is not None else None
+
+    def to(self, device: torch.device) -> "DistillPretrainTask":
+        self.anchors = self.anchors.to(device) if self.anchors is not None else None
+        return self
+
+    def loss(self, out: torch.Tensor, target: dict) -> torch.Tensor:
+        return self.loss_fn(out.float(), target["target"], target["has_target"])
+
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        if self.anchors is None:
+            raise NotImplementedError(self.no_readout)
+        return nearest_anchor(out.float(), self.anchors)
 
 
 class FinetuneTask:

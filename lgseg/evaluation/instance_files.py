@@ -35,7 +35,7 @@ from lgseg.errors import InputError
 from lgseg.evaluation.benchmark import read_benchmark_file, write_benchmark_file
 from lgseg.evaluation.folders import INSTANCE_GT, PRED_MASK_DIR, is_scene_file
 from lgseg.fileio import atomic_dir, atomic_file, claim_folder, listed_file, mark_product, open_regular
-from lgseg.scannet.constants import VALID_CLASS_IDS, check_scene_id, index_to_raw, raw_to_index
+from lgseg.scannet.constants import VALID_CLASS_IDS, check_scene_id, index_to_raw
 from lgseg.scannet.splits import scene_folders
 from lgseg.scene_io import PREPROCESS_FIX, array_path, read_array, split_dir
 

@@ -11,7 +11,6 @@ disagree); the cosine form ignores their norm. A batch without any target gives 
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

@@ -13,7 +13,6 @@ added by the task, not here.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from lgseg.losses.registry import LOSSES

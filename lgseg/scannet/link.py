@@ -8,7 +8,8 @@ from pathlib import Path
 from lgseg.errors import InputError
 from lgseg.fileio import atomic_dir
 from lgseg.scannet.constants import official_scene_list
-from lgseg.scannet.layout import LABELS_TSV, SPLIT_NAMES, scan_dir, scene_file, scene_kinds, split_list_path
+from lgseg.scannet.layout import (FRAME_FILES, LABELS_TSV, SPLIT_NAMES, scan_dir, scene_file, scene_kinds,
+                                  split_list_path)
 
 
 def expected_files(root: Path) -> dict[str, list[Path]]:
@@ -23,7 +24,9 @@ def expected_files(root: Path) -> dict[str, list[Path]]:
 def link_scannet(root: str | Path, out: str | Path) -> int:
     """Symlink the needed files of every official scene from ``root`` into ``out``; returns #files.
 
-    Raises InputError listing what is missing, before anything is written.
+    A scene's RGB-D stream and 2D projections (``FRAME_FILES``) are linked too where the download has
+    them (the image side reads them; most downloads leave out the 1.2 TB of streams). Raises InputError
+    listing what is missing, before anything is written.
     """
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
@@ -39,6 +42,9 @@ def link_scannet(root: str | Path, out: str | Path) -> int:
                          "Download them with ScanNet's download script (file types _vh_clean_2.ply, "
                          "_vh_clean_2.0.010000.segs.json, .aggregation.json, .txt, and the label tsv). "
                          f"Missing:\n{shown}{more}")
+    optional = [f for split in SPLIT_NAMES for s in official_scene_list(split)
+                for f in (scene_file(root / scan_dir(split) / s, k) for k in FRAME_FILES) if f.is_file()]
+    wanted += optional
     with atomic_dir(out) as tmp:
         for f in wanted:
             link = tmp / f.relative_to(root)

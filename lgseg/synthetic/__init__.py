@@ -38,11 +38,18 @@ Design choices that matter downstream:
 * The classes of every room are dealt from the seed alone and scene i is built from (seed, i)
   and its dealt classes, so output bytes do not depend on ``workers``.
 
+* Each scene is also recorded as ScanNet records a room (``frames``): ``frames`` RGB-D frames along
+  a camera path through the room (``camera``), rendered from its mesh with a z-buffer (``render``),
+  written as ``<scene>.sens`` with ScanNet's 2D label and instance projections for train and val
+  scenes. The path has its own random stream: the meshes are the same with or without frames.
+
 Modules, one concern each: ``appearance`` (taxonomy and per-class look), ``labels`` (vocabulary,
 label traps, long-tailed class draw, allocation to rooms, the tsv's rows), ``layout`` (a room
 sized for its objects, and where each stands), ``mesh`` (triangulated primitives and the shape
-families with their parts), ``scene`` (a room meshed, coloured, segmented, in the scan frame) and
-``write`` (files in the raw layout; ``deal``, ``generate``); ``size`` the world's default size.
+families with their parts), ``scene`` (a room meshed, coloured, segmented, in the scan frame),
+``camera`` (ScanNet's intrinsics, a camera path through a room), ``render`` (a numpy z-buffer
+rasterizer), ``frames`` (a room's RGB-D frames in ScanNet's formats) and ``write`` (files in the raw
+layout; ``deal``, ``generate``); ``size`` the world's default size.
 """
 
 import importlib
@@ -56,6 +63,10 @@ _WHERE = {
                     "lgseg.synthetic.labels"),
     **dict.fromkeys(("RAW_SCANS", "SEGS_PARAMS", "deal", "generate", "params_options", "split_counts",
                      "write_labels_tsv"), "lgseg.synthetic.write"),
+    **dict.fromkeys(("SCANNET_SENSORS", "camera_path", "instance_boxes", "look_rotation", "scannet_intrinsics"),
+                    "lgseg.synthetic.camera"),
+    **dict.fromkeys(("Camera", "Raster", "interpolate", "nearest_vertex", "rasterize"), "lgseg.synthetic.render"),
+    **dict.fromkeys(("COLOR_SIZE", "DEPTH_SIZE", "record"), "lgseg.synthetic.frames"),
 }
 
 
@@ -68,5 +79,7 @@ def __getattr__(name: str):
 __all__ = [
     "ALIASES", "IGNORED_LABELS", "UNKNOWN_LABELS", "TSV_COLUMNS", "SEGS_PARAMS", "CATEGORIES", "Appearance",
     "class_appearance", "class_category", "label_appearance", "allocate", "sample_classes", "deal",
-    "split_counts", "write_labels_tsv", "generate", "params_options", "RAW_SCANS",
+    "split_counts", "write_labels_tsv", "generate", "params_options", "RAW_SCANS", "SCANNET_SENSORS", "camera_path",
+    "instance_boxes", "look_rotation", "scannet_intrinsics", "Camera", "Raster", "interpolate", "nearest_vertex",
+    "rasterize", "COLOR_SIZE", "DEPTH_SIZE", "record",
 ]

@@ -1,4 +1,5 @@
-"""The demo world's size: objects per room of each split and guaranteed instances per class.
+"""The demo world's size: objects per room of each split, guaranteed instances per class and RGB-D
+frames recorded per scene.
 
 params.yaml's ``data.synthetic`` section holds the same values. Kept apart from ``write`` and
 without imports: ``lgseg``'s command line shows them as ``synth``'s defaults when it builds its
@@ -9,3 +10,4 @@ importing the generator.
 OBJECTS = {"train": 62, "val": 32, "test": 24}
 TRAIN_MIN = {"head": 10, "common": 10, "tail": 5}
 VAL_MIN = 1
+FRAMES = 12

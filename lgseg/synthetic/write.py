@@ -69,7 +69,8 @@ def _scene_info(rng: np.random.Generator, align: np.ndarray) -> str:
 
 
 def _write_scene(out_dir: Path, scene: str, split: str, scene_rng: np.random.Generator,
-                 spacing: float, noise_std: float, classes: Sequence[tuple[int, bool]]) -> dict:
+                 spacing: float, noise_std: float, classes: Sequence[tuple[int, bool]], frames: int = 0,
+                 camera_rng: np.random.Generator | None = None) -> dict:
     sc = _build_scene(scene_rng, spacing, noise_std, classes)
     info = _scene_info(scene_rng, sc.align)
     final = out_dir / scan_dir(split) / scene
@@ -84,9 +85,27 @@ def _write_scene(out_dir: Path, scene: str, split: str, scene_rng: np.random.Gen
                    "segmentsFile": f"scannet.{scene_file_name(scene, 'segs')}"}
             (d / scene_file_name(scene, "aggregation")).write_text(json.dumps(agg))
         (d / scene_file_name(scene, "meta")).write_text(info)
-    return {"scene": scene, "split": split, "vertices": len(sc.verts),
+        if frames:
+            _record_frames(d, scene, split, sc, frames, camera_rng)
+    return {"scene": scene, "split": split, "vertices": len(sc.verts), "frames": frames,
             "classes": [o.class_index for o in sc.objects],
             "labelled": [o.class_index for o in sc.objects if o.labelled and o.class_index >= 0]}
+
+
+def _record_frames(d: Path, scene: str, split: str, sc, frames: int, rng: np.random.Generator) -> None:
+    """The room's RGB-D frames (``lgseg.synthetic.frames``); test scenes get no 2D projections, as in
+    ScanNet. The camera keeps clear of the objects' boxes (walls and floor are the room's bounds)."""
+    from lgseg.synthetic.camera import instance_boxes
+    from lgseg.synthetic.frames import label_table, record, vertex_annotation
+
+    labels, instances = vertex_annotation(sc.seg_ids, sc.groups, label_table(tsv_rows()))
+    structure = np.array([label in ("wall", "floor") for label, _ in sc.groups] + [True])  # index -1: no group
+    objects = instances - 1  # segGroup index, -1 none
+    objects[structure[objects]] = -1
+    room = sc.verts @ sc.align[:3, :3].T + sc.align[:3, 3]
+    annotated = split != "test"
+    record(d, scene, sc.verts, sc.faces, sc.colors, sc.align, labels if annotated else None,
+           instances if annotated else None, frames, rng, obstacles=instance_boxes(room, objects))
 
 
 def write_labels_tsv(path: str | Path) -> None:
@@ -112,9 +131,10 @@ def split_counts(n: int, fractions: Sequence[float] = (0.7, 0.2, 0.1)) -> tuple[
 
 
 def _scene_job(args: tuple) -> dict:
-    out_dir, i, scene, split, seed, spacing, noise_std, classes = args
+    out_dir, i, scene, split, seed, spacing, noise_std, classes, frames = args
     rng = np.random.default_rng([seed, i])  # depends on (seed, i) and the dealt classes only, not on the worker
-    return _write_scene(Path(out_dir), scene, split, rng, spacing, noise_std, classes)
+    camera_rng = np.random.default_rng([seed, i, 2])  # the camera path's own: frames change no mesh byte
+    return _write_scene(Path(out_dir), scene, split, rng, spacing, noise_std, classes, frames, camera_rng)
 
 
 def _prune_stale(out_dir: Path, keep: dict[str, set[str]]) -> None:
@@ -145,21 +165,23 @@ def deal(num_scenes: int, seed: int, objects: Mapping[str, int], train_min: Mapp
 def params_options(section: Mapping) -> dict:
     """``generate``'s keyword arguments from params.yaml's ``data.synthetic`` section."""
     return {"num_scenes": section["scenes"], "seed": section["seed"], "objects": dict(section["objects"]),
-            "train_min": dict(section["train_min"]), "val_min": section["val_min"]}
+            "train_min": dict(section["train_min"]), "val_min": section["val_min"],
+            "frames": section.get("frames", 0)}
 
 
 def generate(out_dir: str | Path, num_scenes: int, seed: int = 0, workers: int = 1, progress: bool = True,
              *, objects: Mapping[str, int] | None = None, train_min: Mapping[str, int] | None = None,
              val_min: int = VAL_MIN, spacing: float = 0.04, noise_std: float = 0.004,
-             split_fractions: Sequence[float] = (0.7, 0.2, 0.1)) -> dict:
+             split_fractions: Sequence[float] = (0.7, 0.2, 0.1), frames: int = 0) -> dict:
     """Write ``num_scenes`` synthetic rooms in ScanNet v2's raw layout under ``out_dir``.
 
     Scenes ``scene0000_00`` ... are split in order into train, val and test (``split_counts``).
     Each room gets ``objects[split]`` objects of the 200 classes (``deal``: the guaranteed
     instances ``train_min`` / ``val_min`` first, the rest long-tailed) plus label traps, in a room
     sized for them.  ``spacing`` is the object mesh grid step in metres (walls/floor use 1.5x),
-    ``noise_std`` the Gaussian vertex noise.  Existing scene folders of an earlier run that this
-    run does not write are removed.  Returns a summary: scenes per split, vertex counts, objects
+    ``noise_std`` the Gaussian vertex noise.  ``frames``: RGB-D frames recorded per scene
+    (``<scene>.sens`` and, for train and val scenes, the 2D label and instance projections; 0: none).
+    Existing scene folders of an earlier run that this run does not write are removed.  Returns a summary: scenes per split, vertex counts, objects
     per class, labelled instances per class and split.
     """
     out_dir = Path(out_dir)
@@ -179,7 +201,10 @@ def generate(out_dir: str | Path, num_scenes: int, seed: int = 0, workers: int =
     scenes = [f"scene{i:04d}_00" for i in range(num_scenes)]
     splits = ["train" if i < n_train else "val" if i < n_train + n_val else "test" for i in range(num_scenes)]
     dealt = deal(num_scenes, seed, objects, train_min, val_min, split_fractions)
-    jobs = [(str(out_dir), i, scenes[i], splits[i], seed, spacing, noise_std, dealt[i]) for i in range(num_scenes)]
+    if not 0 <= frames <= 1000:
+        raise ValueError(f"frames must be in 0..1000, got {frames}")
+    jobs = [(str(out_dir), i, scenes[i], splits[i], seed, spacing, noise_std, dealt[i], frames)
+            for i in range(num_scenes)]
 
     out_dir.mkdir(parents=True, exist_ok=True)
     workers = max(1, min(workers, num_scenes))

@@ -4,32 +4,27 @@ The URLs are the openai-clip package's own table (``_MODELS`` in ``clip/clip.py`
 cannot be imported here (``import clip`` needs ``pkg_resources`` and torchvision), so the table is
 read from its source as data: parsed and evaluated as a literal, nothing of the module is run.
 As in the package, the second-to-last component of each URL is the file's SHA-256. The file is
-streamed to a temporary name beside its target, hashed on the way and renamed into place only
-when the hash matches: an interrupted, failed or altered download leaves no file behind.
+fetched by ``lgseg.fetch.fetch_file``: renamed into place only when the hash matches, so an
+interrupted, failed or altered download leaves no file behind.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
-import http.client
 import logging
 import os
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
 from lgseg.errors import LgsegError
-from lgseg.fileio import atomic_file
+from lgseg.fetch import fetch_file, file_sha256
 from lgseg.text.clip_text import CLIP_CACHE, clip_package_dir
 
 log = logging.getLogger(__name__)
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_CHUNK = 1 << 20
 
 
 def clip_urls() -> dict[str, str]:
@@ -61,14 +56,6 @@ def expected_sha256(url: str) -> str:
     return digest
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download_clip(model: str = "ViT-B/32", directory: str | Path | None = None,
                   urls: Mapping[str, str] | None = None, timeout: float = 30.0,
                   progress: bool = True) -> tuple[Path, bool]:
@@ -91,42 +78,7 @@ def download_clip(model: str = "ViT-B/32", directory: str | Path | None = None,
 
     fix = (f"On a machine with internet run `lgseg download-clip {model}` and copy {target.name} from its "
            f"{CLIP_CACHE}/ into {folder}/ here, or set text.clip_weights to the file")
-    try:
-        source = urllib.request.urlopen(url, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        raise LgsegError(f"cannot download CLIP {model} weights from {url}: the server answered HTTP {e.code} "
-                         f"{_one_line(e.reason)}. {fix}") from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-        reason = e.reason if isinstance(e, urllib.error.URLError) else e
-        raise LgsegError(f"cannot download CLIP {model} weights from {url}: no connection "
-                         f"({_one_line(reason)}); is this machine offline? {fix}") from None
-    with source:
-        size = source.headers.get("Content-Length")
-        got = 0
-        try:
-            with atomic_file(target, "wb") as out:
-                h = hashlib.sha256()
-                with _bar(progress, int(size) if size and size.isdigit() else None, target.name) as bar:
-                    while chunk := source.read(_CHUNK):
-                        h.update(chunk)
-                        out.write(chunk)
-                        got += len(chunk)
-                        bar.update(len(chunk))
-                if h.hexdigest() != digest:
-                    raise LgsegError(f"{url}: the {got:,} bytes downloaded have SHA-256 {h.hexdigest()}, not the "
-                                     f"{digest} that the URL names; nothing was written to {target}. Run again; "
-                                     "if it persists, something between here and the server alters the file")
-        except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as e:
-            raise LgsegError(f"{url}: the download broke off after {got:,} bytes ({_one_line(e)}); nothing was "
-                             f"written to {target}. Run again") from None
+    fetch_file(url, target, f"CLIP {model} weights", fix, sha256=digest, sha256_from="URL's", timeout=timeout,
+               progress=progress)
     return target, True
 
-
-def _one_line(reason: object) -> str:
-    return " ".join(str(reason).split())
-
-
-def _bar(progress: bool, total: int | None, name: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress)

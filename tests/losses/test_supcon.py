@@ -119,7 +119,7 @@ def test_the_pretrain_objective_picks_the_loss():
         "ContrastiveLanguageLoss"
     no_objective = {k: v for k, v in section.items() if k != "objective"}  # older configs: language
     assert pretrain_loss_cfg(no_objective)["type"] == "contrastive"
-    with pytest.raises(ValueError, match="pretrain.objective must be one of language, supcon, csc, not 'text'"):
+    with pytest.raises(ValueError, match="pretrain.objective must be one of language, supcon, csc, distill, not 'text'"):
         pretrain_loss_cfg({**section, "objective": "text"})
 
 

@@ -82,7 +82,7 @@ BAD = [
     ({"pretrain__csc__partition": "octants"},
      "pretrain.csc.partition: expected one of up_down, shape_context, got 'octants'"),
     ({"pretrain__objective": "pointcontrast"},
-     "pretrain.objective: expected one of language, supcon, csc, got 'pointcontrast'"),
+     "pretrain.objective: expected one of language, supcon, csc, distill, got 'pointcontrast'"),
     ({"insseg__cluster_radius": 0}, "insseg.cluster_radius: expected a number > 0, got 0"),
     ({"insseg__cluster_score": "max"}, "insseg.cluster_score: expected one of median, mean, got 'max'"),
     ({"insseg__cluster_radious": 0.05}, "insseg.cluster_radious: unknown key; did you mean insseg.cluster_radius?"),
@@ -216,8 +216,8 @@ def test_check_params_on_a_missing_file_names_it_and_the_fix(tmp_path, capsys):
 
 @pytest.mark.parametrize("text, problem", [
     ("data: [1\n", "not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'"),
-    ("", "expected a mapping of sections (data, annotation, augment, text, model, train, pretrain, features, "
-         "finetune, loss, instance_sampling, insseg, evaluate, tracking), got None"),
+    ("", "expected a mapping of sections (data, frames, teacher, lift, annotation, augment, text, model, train, "
+         "pretrain, features, finetune, loss, instance_sampling, insseg, evaluate, tracking), got None"),
 ])
 def test_check_params_on_an_unreadable_file_is_one_line(tmp_path, capsys, text, problem):
     path = tmp_path / "params.yaml"

@@ -14,7 +14,6 @@ from lgseg.errors import InputError, LgsegError
 from lgseg.scannet.preprocess import preprocess
 from lgseg.scannet.raw import read_scene
 
-from scannet_files import write_ply, write_scene
 
 SCENE = "scene0000_00"
 MESH = f"scans/{SCENE}/{SCENE}_vh_clean_2.ply"

@@ -45,6 +45,8 @@ def make_project(d: Path, scenes: int = 6) -> Path:
     for stage in ("pretrain", "finetune", "insseg"):  # a smoke-sized run of the real stages
         params[stage].update(epochs=1, val_every=1)
     params["augment"]["crop_points"] = 4000
+    params["data"]["synthetic"]["frames"] = 4  # the image stages on a few frames per scene
+    params["teacher"]["lseg_demo"]["epochs"] = 1
     (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (d / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n__pycache__/\n")
     sh(["git", "init", "-q", "-b", "main"], d)

@@ -119,15 +119,15 @@ def test_run_context_carries_the_files_of_the_stage_and_its_upstream(clean_env, 
 
 
 def test_the_projects_last_stages_read_every_metric_file(clean_env):
-    """In the project's own dvc.yaml, the last stages (evaluate, insseg-evaluate, feature-space: no stage
-    reads their outputs) follow from every stage with metrics: the parent run of an experiment that
-    reran them carries all of them."""
+    """In the project's own dvc.yaml, the last stages (evaluate, insseg-evaluate, feature-space,
+    zeroshot: no stage reads their outputs) follow from every stage with metrics: the parent run of an
+    experiment that reran them carries all of them."""
     clean_env.chdir(Path(__file__).resolve().parents[2])
     import yaml
 
     stages = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
     with_metrics = {name for name, s in stages.items() if s.get("metrics")}
     last = {n for n in stages if not any(n in dvc_context.upstream_stages(m) for m in stages if m != n)}
-    assert last == {"evaluate", "insseg-evaluate", "feature-space"}
+    assert last == {"evaluate", "insseg-evaluate", "feature-space", "zeroshot"}
     reached = set(last).union(*(dvc_context.upstream_stages(n) for n in last))
     assert with_metrics and with_metrics <= reached

@@ -87,7 +87,7 @@ def search(url, exp_id, filt):
 def test_two_experiments_reach_the_mlflow_server(project, server):
     env = {**env_without_tracking(), "MLFLOW_TRACKING_URI": server}
     first = sh(["dvc", "exp", "run", "-n", "gamma1", "-S", "loss.gamma=1"], project, env=env)
-    assert first.stdout.count("Running stage") == 9
+    assert first.stdout.count("Running stage") == 13
     second = sh(["dvc", "exp", "run", "-n", "gamma3", "-S", "loss.gamma=3"], project, env=env)
     ran = {line.split("'")[1] for line in second.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"finetune", "evaluate", "insseg-finetune", "insseg-evaluate"}  # nothing upstream of the loss
@@ -100,7 +100,8 @@ def test_two_experiments_reach_the_mlflow_server(project, server):
                           params={"experiment_name": "lgseg"}, timeout=30).json()["experiment"]["experiment_id"]
     commit = sh(["git", "rev-parse", "HEAD"], project).stdout.strip()
     stages = {"gamma1": {"download", "preprocess", "text-embed", "pretrain", "finetune", "evaluate",
-                         "insseg-finetune", "insseg-evaluate"},
+                         "insseg-finetune", "insseg-evaluate", "feature-space", "frames", "teacher", "lift",
+                         "zeroshot"},
               "gamma3": {"finetune", "evaluate", "insseg-finetune", "insseg-evaluate"}}
     for name, gamma in (("gamma1", "1"), ("gamma3", "3")):
         runs = search(server, exp_id, f"tags.`dvc.exp_name` = '{name}'")
@@ -127,9 +128,11 @@ def test_two_experiments_reach_the_mlflow_server(project, server):
         assert parent_metrics["evaluate/all.miou"] == pytest.approx(miou)
         assert parent_metrics["_headline/all.miou"] == pytest.approx(miou)  # named to sort first
         assert {p["key"]: p["value"] for p in parent["data"]["params"]}["loss.gamma"] == gamma
-        # every stage's final metrics, gamma3's pretrain too, which DVC restored instead of running
+        # every stage's final metrics, gamma3's pretrain too, which DVC restored instead of running; not
+        # those of stages that neither ran nor feed one that did (gamma3's feature-space and zeroshot)
+        left_out = {"feature-space", "zeroshot"} if name == "gamma3" else set()
         expected = {f"{stage}/{k}": v for stage, files in metric_files_by_stage(project).items() for f in files
-                    for k, v in numeric(flatten(all_metrics[name][1][f])).items()}
+                    if stage not in left_out for k, v in numeric(flatten(all_metrics[name][1][f])).items()}
         assert {k: v for k, v in parent_metrics.items() if not k.startswith("_")} == pytest.approx(expected)
         assert any(k.startswith("pretrain/") for k in expected)
         # and the evaluate stage's files, as the UI lists them
@@ -190,22 +193,28 @@ def test_table1_queued_with_one_command_and_reported(project):
     table = (project / "reports/table1.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
     assert [r.split(" | ")[0][2:] for r in rows] == ["Scratch", "Ins. samp.", "C-Focal", "SupCon", "CSC",
-                                                     "Ours (positives only)", "Ours (CLIP only)", "Ours"]
+                                                     "Ours (positives only)", "Ours (CLIP only)", "Ours",
+                                                     "2D distillation"]
     for row in rows:  # one run each (params.yaml's seeds), then 12 cells "ours (paper)"; ours is "–" only
         runs, *cells = row.rstrip(" |").split(" | ")[1:]  # where a score is undefined on the tiny set
-        paper = r"" if "positives only" in row else r" \(\d+\.\d\)"  # the paper prints no numbers for it
+        paper = r"" if "positives only" in row or "distillation" in row else r" \(\d+\.\d\)"  # not in the paper
         assert runs == "1", row
         assert len(cells) == 12 and all(re.fullmatch(r"(–|\d+\.\d)" + paper, c) for c in cells), row
         assert re.fullmatch(r"\d+\.\d", cells[3].split()[0])  # mIoU over all classes is always defined
+    zeroshot = (project / "reports/zeroshot.md").read_text()  # Table 1's queue runs every zero-shot row
+    readouts = [line for line in zeroshot.splitlines() if line.startswith("| ") and not line.startswith("| Readout")]
+    assert len(readouts) == 5 and "Not run yet" not in zeroshot
+    assert all(re.fullmatch(r"\d+\.\d", r.split(" | ")[3]) for r in readouts), readouts
     assert "not ScanNet numbers" in table and (project / "reports/table1.png").stat().st_size > 10_000
     results = exp_table(project)
     assert results["t1-ours"][0]["instance_sampling"]["enabled"] is True
     assert results["t1-scratch"][0]["finetune"]["init"] == results["t1-scratch"][0]["insseg"]["init"] == "scratch"
-    # Table 2: the same experiments of its four methods, which ran the instance stages too
+    # Table 2: the same experiments of its five methods, which ran the instance stages too
     table2 = (project / "reports/table2.md").read_text()
     rows2 = [line for line in table2.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
     assert [r.split(" | ")[:3] for r in rows2] == [["| Scratch", "t1-scratch", "1"], ["| CSC", "t1-csc", "1"],
-                                                   ["| CLIP only", "t1-clip-only", "1"], ["| Ours", "t1-ours", "1"]]
+                                                   ["| CLIP only", "t1-clip-only", "1"], ["| Ours", "t1-ours", "1"],
+                                                   ["| 2D distillation", "t1-distill", "1"]]
     assert all(re.fullmatch(r"\d+\.\d", r.split(" | ")[5].split()[0]) for r in rows2)  # mAP@0.5 is defined
     # Fig. 7: the feature spaces of four of them, scored, and their t-SNE points read from each experiment's commit
     fig7 = (project / "reports/fig7.md").read_text()

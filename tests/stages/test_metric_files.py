@@ -29,6 +29,10 @@ HEADLINE = {
     "metrics/insseg.json": {f"{split}.{m}" for split in ("all", "head", "common", "tail") for m in ("ap", "ap50", "ap25")}
                            | {"all.miou", "all.precision", "all.recall"},  # the last three: the semantic head's
     "metrics/features.json": {f"knn_accuracy.{split}" for split in ("all", "head", "common", "tail")} | {"silhouette"},
+    "metrics/teacher.json": {f"{split}.{m}" for split in ("all", "head", "common", "tail")
+                             for m in ("miou", "precision", "recall")} | {"all.miou_200"},
+    "metrics/zeroshot.json": {f"{r}.{split}.miou" for r in ("model", "fusion", "ensemble")
+                              for split in ("all", "head", "common", "tail")},
 }
 
 
@@ -62,7 +66,9 @@ def test_dvc_yaml_declares_the_headline_files_as_metrics_and_the_bookkeeping_as_
     for path in ("metrics/preprocess.json", "metrics/evaluate_counts.json", "metrics/pretrain_curve.csv",
                  "metrics/pretrain_val.csv", "metrics/finetune_curve.csv", "metrics/finetune_val.csv",
                  "metrics/insseg_curve.csv", "metrics/insseg_val.csv", "metrics/insseg_per_class.csv",
-                 "metrics/features_tsne.csv", "metrics/features_counts.json"):
+                 "metrics/features_tsne.csv", "metrics/features_counts.json", "metrics/frames.json",
+                 "metrics/teacher_counts.json", "metrics/teacher_curve.csv", "metrics/lift.json",
+                 "metrics/zeroshot_counts.json"):
         assert outs[path] == {"cache": False}, path  # versioned with git, beside the metrics, not one of them
 
 

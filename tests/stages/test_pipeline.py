@@ -18,8 +18,8 @@ from lgseg.evaluation.benchmark import read_benchmark_file
 from lgseg.plots import PER_CLASS_PNG
 from lgseg.scannet.constants import VALID_CLASS_IDS
 
-STAGES = ("download", "preprocess", "text-embed", "pretrain", "feature-space", "finetune", "evaluate",
-          "insseg-finetune", "insseg-evaluate")
+STAGES = ("download", "preprocess", "text-embed", "frames", "teacher", "lift", "pretrain", "zeroshot",
+          "feature-space", "finetune", "evaluate", "insseg-finetune", "insseg-evaluate")
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +109,13 @@ def test_plots_show_renders_curves_and_the_long_tail(project):
     ("instance_sampling.classes", "common", {"preprocess", "finetune", "insseg-finetune"}),
     ("insseg.cluster_radius", 0.05, {"insseg-evaluate"}),  # the clustering: the instance evaluation alone
     ("insseg.epochs", 2, {"insseg-finetune"}),
+    # the image side's params start their own stages only (what reads those stages' outputs follows)
+    ("frames.step", 2, {"frames"}),
+    ("teacher.lseg_demo.epochs", 2, {"teacher"}),
+    ("teacher.type", "clip", {"lift"}),
+    ("lift.border", 3, {"lift"}),
+    ("pretrain.objective", "distill", {"pretrain"}),
+    ("features.knn", 5, {"feature-space"}),
     ("tracking.uri", "http://127.0.0.1:1", set()),  # where runs are logged changes no result
 ])
 def test_a_param_invalidates_only_the_stages_that_read_it(project, key, value, stages):

@@ -6,15 +6,12 @@ SHA-256 (or a wrong one) as OpenAI's URLs do.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
-import socket
 import sys
-import threading
 from pathlib import Path
 
 import pytest
+from file_server import closed_port_url, serve_folder
 
 from lgseg.cli import main
 from lgseg.errors import LgsegError
@@ -27,11 +24,6 @@ GOOD = hashlib.sha256(PAYLOAD).hexdigest()
 WRONG = hashlib.sha256(b"something else").hexdigest()
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep the test output clean
-        pass
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """Base URL of a server whose /<sha>/ViT-B-32.pt is PAYLOAD, for the right and a wrong sha."""
@@ -39,20 +31,9 @@ def server(tmp_path_factory):
     for digest in (GOOD, WRONG):
         (root / digest).mkdir()
         (root / digest / "ViT-B-32.pt").write_bytes(PAYLOAD)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_folder(root) as url:
+        yield url
 
-
-def closed_port_url() -> str:
-    """A URL on 127.0.0.1 where nothing listens: the connection is refused, as offline."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/{GOOD}/ViT-B-32.pt"
 
 
 def test_the_package_url_table_is_read_without_importing_clip():
@@ -108,7 +89,7 @@ def test_http_errors_and_unknown_models_are_named(server, tmp_path):
 
 
 def test_offline_the_error_is_one_line_naming_the_url_and_what_to_do(tmp_path):
-    url = closed_port_url()
+    url = closed_port_url(f"{GOOD}/ViT-B-32.pt")
     with pytest.raises(LgsegError) as e:
         download_clip("ViT-B/32", tmp_path / "cache", urls={"ViT-B/32": url}, timeout=5, progress=False)
     msg = str(e.value)
@@ -118,7 +99,7 @@ def test_offline_the_error_is_one_line_naming_the_url_and_what_to_do(tmp_path):
 
 
 def test_the_command_offline_and_online(server, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(download, "clip_urls", lambda: {"ViT-B/32": closed_port_url()})
+    monkeypatch.setattr(download, "clip_urls", lambda: {"ViT-B/32": closed_port_url(f"{GOOD}/ViT-B-32.pt")})
     assert main(["download-clip", "ViT-B/32", "--dir", str(tmp_path), "--timeout", "5"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("lgseg download-clip: error: cannot download CLIP ViT-B/32")
